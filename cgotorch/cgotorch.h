@@ -1,0 +1,190 @@
+/*
+ * cgotorch.h: the C ABI of golora over libtorch's C++ API.
+ *
+ * Rules every function follows:
+ *   - It returns cg_err: NULL on success, otherwise a heap-allocated,
+ *     NUL-terminated message that the caller frees with cg_free_error.
+ *   - Results go out through pointer parameters; they are written only on
+ *     success.
+ *   - No C++ exception escapes. libtorch's messages are passed on without
+ *     the C++ backtrace.
+ *   - There is no thread-local "last error": callers may change OS threads
+ *     between calls (goroutines do).
+ *
+ * Tensors are opaque handles (cg_tensor). Every handle returned through an
+ * out-parameter is owned by the caller and freed with cg_tensor_free.
+ */
+#ifndef GOLORA_CGOTORCH_H
+#define GOLORA_CGOTORCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CG_ABI_VERSION changes whenever a signature or an enum value changes.
+ * The Go package refuses a libcgotorch.so whose version differs. */
+#define CG_ABI_VERSION 1
+
+typedef char *cg_err;
+typedef struct cg_tensor_s *cg_tensor;
+
+/* dtype codes (match c10::ScalarType where they coincide; do not renumber). */
+enum {
+  CG_UINT8 = 0,
+  CG_INT32 = 3,
+  CG_INT64 = 4,
+  CG_FLOAT16 = 5,
+  CG_FLOAT32 = 6,
+  CG_FLOAT64 = 7,
+  CG_BOOL = 11,
+  CG_BFLOAT16 = 15
+};
+
+/* device types */
+enum { CG_CPU = 0, CG_CUDA = 1 };
+
+/* ---- version.cc: library, errors, devices, threads, seeds ---- */
+int cg_abi_version(void);
+void cg_free_error(cg_err err);
+cg_err cg_torch_version(char **out); /* free with cg_free_error */
+cg_err cg_cuda_is_available(int *out);
+cg_err cg_cuda_device_count(int *out);
+cg_err cg_cuda_synchronize(int device);
+cg_err cg_set_num_threads(int n);
+cg_err cg_get_num_threads(int *out);
+cg_err cg_manual_seed(uint64_t seed);
+
+/* ---- tensor.cc: lifetime, creation, readout, conversion ---- */
+void cg_tensor_free(cg_tensor t);
+/* cg_from_bytes copies nbytes of row-major data into a new CPU tensor. */
+cg_err cg_from_bytes(const void *data, size_t nbytes, const int64_t *shape,
+                     int ndim, int dtype, cg_tensor *out);
+/* cg_to_bytes copies the tensor (moved to CPU, made contiguous) into buf,
+ * which must hold exactly nbytes = numel * element size. */
+cg_err cg_to_bytes(cg_tensor t, void *buf, size_t nbytes);
+/* kind: 0 zeros, 1 ones, 2 empty, 3 rand, 4 randn, 5 full(value) */
+cg_err cg_new_filled(int kind, const int64_t *shape, int ndim, int dtype,
+                     int device_type, int device_index, double value,
+                     cg_tensor *out);
+cg_err cg_arange(double start, double end, double step, int dtype,
+                 int device_type, int device_index, cg_tensor *out);
+/* cg_shape writes at most cap sizes into sizes and the dim into ndim. */
+cg_err cg_shape(cg_tensor t, int64_t *sizes, int cap, int *ndim);
+cg_err cg_dtype(cg_tensor t, int *out);
+cg_err cg_device(cg_tensor t, int *device_type, int *device_index);
+cg_err cg_item_double(cg_tensor t, double *out);
+cg_err cg_item_int64(cg_tensor t, int64_t *out);
+cg_err cg_to_device(cg_tensor t, int device_type, int device_index,
+                    cg_tensor *out);
+cg_err cg_to_dtype(cg_tensor t, int dtype, cg_tensor *out);
+cg_err cg_clone(cg_tensor t, cg_tensor *out);
+/* cg_copy_ copies src into dst in place (no autograd record). */
+cg_err cg_copy_(cg_tensor dst, cg_tensor src);
+cg_err cg_shallow_clone(cg_tensor t, cg_tensor *out);
+
+/* ---- ops_math.cc: elementwise, reductions, shape ops ---- */
+enum {
+  CG_U_NEG = 0, CG_U_SQRT, CG_U_EXP, CG_U_LOG, CG_U_TANH, CG_U_SIGMOID,
+  CG_U_RELU, CG_U_GELU, CG_U_SILU, CG_U_CONTIGUOUS, CG_U_T, CG_U_SUM,
+  CG_U_MEAN, CG_U_MAX, CG_U_ABS, CG_U_GELU_TANH
+};
+cg_err cg_unary(int op, cg_tensor a, cg_tensor *out);
+
+enum {
+  CG_B_ADD = 0, CG_B_SUB, CG_B_MUL, CG_B_DIV, CG_B_MATMUL, CG_B_MM,
+  CG_B_POW, CG_B_EQ, CG_B_MAXIMUM
+};
+cg_err cg_binary(int op, cg_tensor a, cg_tensor b, cg_tensor *out);
+/* scalar forms: op is CG_B_ADD, SUB, MUL, DIV or POW */
+cg_err cg_binary_scalar(int op, cg_tensor a, double s, cg_tensor *out);
+/* cg_add_scaled_ adds alpha*b into a in place (no autograd record). */
+cg_err cg_add_scaled_(cg_tensor a, cg_tensor b, double alpha);
+
+/* reductions over dims: op is CG_U_SUM or CG_U_MEAN */
+cg_err cg_reduce_dims(int op, cg_tensor a, const int64_t *dims, int ndims,
+                      int keepdim, cg_tensor *out);
+cg_err cg_max_dim(cg_tensor a, int64_t dim, int keepdim, cg_tensor *values,
+                  cg_tensor *indices);
+/* has_dim == 0: argmax over all elements */
+cg_err cg_argmax(cg_tensor a, int has_dim, int64_t dim, int keepdim,
+                 cg_tensor *out);
+cg_err cg_softmax(cg_tensor a, int64_t dim, int log, cg_tensor *out);
+
+cg_err cg_transpose(cg_tensor a, int64_t d0, int64_t d1, cg_tensor *out);
+cg_err cg_permute(cg_tensor a, const int64_t *dims, int ndims, cg_tensor *out);
+/* view != 0 uses view (no copy, fails on incompatible strides) */
+cg_err cg_reshape(cg_tensor a, const int64_t *shape, int ndim, int view,
+                  cg_tensor *out);
+cg_err cg_narrow(cg_tensor a, int64_t dim, int64_t start, int64_t length,
+                 cg_tensor *out);
+cg_err cg_slice(cg_tensor a, int64_t dim, int64_t start, int64_t end,
+                int64_t step, cg_tensor *out);
+cg_err cg_index_select(cg_tensor a, int64_t dim, cg_tensor index,
+                       cg_tensor *out);
+/* stack != 0: torch::stack, else torch::cat */
+cg_err cg_cat(const cg_tensor *ts, int n, int64_t dim, int stack,
+              cg_tensor *out);
+cg_err cg_tril(cg_tensor a, int64_t diagonal, cg_tensor *out);
+cg_err cg_masked_fill(cg_tensor a, cg_tensor mask, double value,
+                      cg_tensor *out);
+cg_err cg_allclose(cg_tensor a, cg_tensor b, double rtol, double atol,
+                   int *out);
+
+/* ---- ops_nn.cc: layers and losses ---- */
+/* bias may be NULL */
+cg_err cg_linear(cg_tensor x, cg_tensor w, cg_tensor b, cg_tensor *out);
+cg_err cg_embedding(cg_tensor weight, cg_tensor indices, cg_tensor *out);
+/* cg_lora_linear computes linear(x, w, b) + (x A^T B^T) * scaling in one call. */
+cg_err cg_lora_linear(cg_tensor x, cg_tensor w, cg_tensor b, cg_tensor a,
+                      cg_tensor bm, double scaling, cg_tensor *out);
+/* cg_lora_embedding computes embedding(x, w) + embedding(x, A^T) B^T * scaling. */
+cg_err cg_lora_embedding(cg_tensor x, cg_tensor w, cg_tensor a, cg_tensor bm,
+                         double scaling, cg_tensor *out);
+/* weight and bias may be NULL */
+cg_err cg_layer_norm(cg_tensor x, const int64_t *shape, int ndim,
+                     cg_tensor w, cg_tensor b, double eps, cg_tensor *out);
+cg_err cg_dropout(cg_tensor x, double p, int train, cg_tensor *out);
+/* stride, padding, dilation: 2 values each; bias may be NULL */
+cg_err cg_conv2d(cg_tensor x, cg_tensor w, cg_tensor b, const int64_t *stride,
+                 const int64_t *padding, const int64_t *dilation,
+                 int64_t groups, cg_tensor *out);
+/* mask may be NULL; a bool mask marks positions that take part. */
+cg_err cg_sdpa(cg_tensor q, cg_tensor k, cg_tensor v, cg_tensor mask,
+               double dropout, int is_causal, cg_tensor *out);
+/* reduction: 0 none, 1 mean, 2 sum */
+cg_err cg_cross_entropy(cg_tensor logits, cg_tensor target,
+                        int64_t ignore_index, int reduction, cg_tensor *out);
+cg_err cg_mse_loss(cg_tensor a, cg_tensor b, int reduction, cg_tensor *out);
+
+/* ---- autograd.cc ---- */
+cg_err cg_set_requires_grad(cg_tensor t, int on);
+cg_err cg_requires_grad(cg_tensor t, int *out);
+cg_err cg_is_leaf(cg_tensor t, int *out);
+/* grad may be NULL (scalar outputs) */
+cg_err cg_backward(cg_tensor t, cg_tensor grad, int retain_graph);
+/* *defined is 0 when the tensor has no gradient; *out is then untouched. */
+cg_err cg_grad(cg_tensor t, cg_tensor *out, int *defined);
+/* set_to_none != 0 drops the gradient, else zeroes it in place */
+cg_err cg_zero_grad(cg_tensor t, int set_to_none);
+cg_err cg_detach(cg_tensor t, cg_tensor *out);
+cg_err cg_grad_enabled(int *out);
+cg_err cg_set_grad_enabled(int on);
+
+/* ---- init.cc: in-place initialisers (run without autograd) ---- */
+cg_err cg_uniform_(cg_tensor t, double lo, double hi);
+cg_err cg_normal_(cg_tensor t, double mean, double std);
+cg_err cg_fill_(cg_tensor t, double value);
+/* mode: 0 fan_in, 1 fan_out. nonlinearity: 0 leaky_relu, 1 relu, 2 linear,
+ * 3 tanh, 4 sigmoid. */
+cg_err cg_kaiming_(cg_tensor t, int normal, double a, int mode,
+                   int nonlinearity);
+cg_err cg_xavier_(cg_tensor t, int normal, double gain);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,148 @@
+// tensor.cc: handle lifetime, creation, readout and conversion.
+#include "internal.h"
+
+using cg::T;
+
+extern "C" {
+
+void cg_tensor_free(cg_tensor t) { delete t; }
+
+cg_err cg_from_bytes(const void *data, size_t nbytes, const int64_t *shape,
+                     int ndim, int dtype, cg_tensor *out) {
+  CG_TRY
+  auto st = cg::dtype_of(dtype);
+  auto sizes = cg::ints(shape, ndim);
+  for (auto s : sizes)
+    if (s < 0)
+      throw std::invalid_argument("negative dimension " + std::to_string(s) +
+                                  " in shape " + c10::str(sizes));
+  at::Tensor t = torch::empty(sizes, at::TensorOptions().dtype(st));
+  size_t want = t.numel() * t.element_size();
+  if (want != nbytes)
+    throw std::invalid_argument("data has " + std::to_string(nbytes) +
+                                " bytes but shape " + c10::str(sizes) +
+                                " needs " + std::to_string(want));
+  if (nbytes > 0) std::memcpy(t.data_ptr(), data, nbytes);
+  *out = cg::wrap(std::move(t));
+  CG_CATCH
+}
+
+cg_err cg_to_bytes(cg_tensor h, void *buf, size_t nbytes) {
+  CG_TRY
+  at::Tensor t = T(h).detach().to(at::kCPU).contiguous();
+  size_t have = t.numel() * t.element_size();
+  if (have != nbytes)
+    throw std::invalid_argument("tensor has " + std::to_string(have) +
+                                " bytes, buffer has " +
+                                std::to_string(nbytes));
+  if (nbytes > 0) std::memcpy(buf, t.data_ptr(), nbytes);
+  CG_CATCH
+}
+
+cg_err cg_new_filled(int kind, const int64_t *shape, int ndim, int dtype,
+                     int device_type, int device_index, double value,
+                     cg_tensor *out) {
+  CG_TRY
+  auto opts = at::TensorOptions()
+                  .dtype(cg::dtype_of(dtype))
+                  .device(cg::device_of(device_type, device_index));
+  auto sizes = cg::ints(shape, ndim);
+  at::Tensor t;
+  switch (kind) {
+    case 0: t = torch::zeros(sizes, opts); break;
+    case 1: t = torch::ones(sizes, opts); break;
+    case 2: t = torch::empty(sizes, opts); break;
+    case 3: t = torch::rand(sizes, opts); break;
+    case 4: t = torch::randn(sizes, opts); break;
+    case 5: t = torch::full(sizes, value, opts); break;
+    default: throw std::invalid_argument("unknown fill kind");
+  }
+  *out = cg::wrap(std::move(t));
+  CG_CATCH
+}
+
+cg_err cg_arange(double start, double end, double step, int dtype,
+                 int device_type, int device_index, cg_tensor *out) {
+  CG_TRY
+  auto opts = at::TensorOptions()
+                  .dtype(cg::dtype_of(dtype))
+                  .device(cg::device_of(device_type, device_index));
+  *out = cg::wrap(torch::arange(start, end, step, opts));
+  CG_CATCH
+}
+
+cg_err cg_shape(cg_tensor h, int64_t *sizes, int cap, int *ndim) {
+  CG_TRY
+  const at::Tensor &t = T(h);
+  int d = static_cast<int>(t.dim());
+  for (int i = 0; i < d && i < cap; i++) sizes[i] = t.size(i);
+  *ndim = d;
+  CG_CATCH
+}
+
+cg_err cg_dtype(cg_tensor h, int *out) {
+  CG_TRY
+  *out = cg::code_of(T(h).scalar_type());
+  CG_CATCH
+}
+
+cg_err cg_device(cg_tensor h, int *device_type, int *device_index) {
+  CG_TRY
+  auto d = T(h).device();
+  if (d.is_cpu()) {
+    *device_type = CG_CPU;
+    *device_index = 0;
+  } else if (d.is_cuda()) {
+    *device_type = CG_CUDA;
+    *device_index = d.index();
+  } else {
+    throw std::invalid_argument("unsupported device " + d.str());
+  }
+  CG_CATCH
+}
+
+cg_err cg_item_double(cg_tensor h, double *out) {
+  CG_TRY
+  *out = T(h).item<double>();
+  CG_CATCH
+}
+
+cg_err cg_item_int64(cg_tensor h, int64_t *out) {
+  CG_TRY
+  *out = T(h).item<int64_t>();
+  CG_CATCH
+}
+
+cg_err cg_to_device(cg_tensor h, int device_type, int device_index,
+                    cg_tensor *out) {
+  CG_TRY
+  *out = cg::wrap(T(h).to(cg::device_of(device_type, device_index)));
+  CG_CATCH
+}
+
+cg_err cg_to_dtype(cg_tensor h, int dtype, cg_tensor *out) {
+  CG_TRY
+  *out = cg::wrap(T(h).to(cg::dtype_of(dtype)));
+  CG_CATCH
+}
+
+cg_err cg_clone(cg_tensor h, cg_tensor *out) {
+  CG_TRY
+  *out = cg::wrap(T(h).clone());
+  CG_CATCH
+}
+
+cg_err cg_copy_(cg_tensor dst, cg_tensor src) {
+  CG_TRY
+  torch::NoGradGuard guard;
+  T(dst).copy_(T(src));
+  CG_CATCH
+}
+
+cg_err cg_shallow_clone(cg_tensor h, cg_tensor *out) {
+  CG_TRY
+  *out = cg::wrap(T(h));
+  CG_CATCH
+}
+
+}  // extern "C"

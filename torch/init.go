@@ -1,0 +1,91 @@
+package torch
+
+/*
+#include "cgotorch.h"
+*/
+import "C"
+
+import "runtime"
+
+// FanMode selects which fan Kaiming initialisation preserves.
+type FanMode int
+
+// Fan modes.
+const (
+	FanIn  FanMode = 0
+	FanOut FanMode = 1
+)
+
+// Nonlinearity selects the gain of Kaiming initialisation.
+type Nonlinearity int
+
+// Nonlinearities, as torch.nn.init.calculate_gain names them.
+const (
+	LeakyReLU   Nonlinearity = 0
+	ReLU        Nonlinearity = 1
+	LinearGain  Nonlinearity = 2
+	TanhGain    Nonlinearity = 3
+	SigmoidGain Nonlinearity = 4
+)
+
+// The initialisers run without autograd recording and draw from the
+// default generator in the same order as torch.nn.init, so a seeded run
+// reproduces PyTorch's values bit for bit on CPU.
+
+func (t *Tensor) initOp(op string, f func(C.cg_tensor) C.cg_err) error {
+	h, err := t.handle(op)
+	if err != nil {
+		return err
+	}
+	err = check(op, f(h))
+	runtime.KeepAlive(t)
+	return err
+}
+
+// Uniform_ fills t with draws from U(lo, hi), like nn.init.uniform_.
+func (t *Tensor) Uniform_(lo, hi float64) error {
+	return t.initOp("Uniform_", func(h C.cg_tensor) C.cg_err { return C.cg_uniform_(h, C.double(lo), C.double(hi)) })
+}
+
+// Normal_ fills t with draws from N(mean, std²), like nn.init.normal_.
+func (t *Tensor) Normal_(mean, std float64) error {
+	return t.initOp("Normal_", func(h C.cg_tensor) C.cg_err { return C.cg_normal_(h, C.double(mean), C.double(std)) })
+}
+
+// Fill_ sets every element of t to v.
+func (t *Tensor) Fill_(v float64) error {
+	return t.initOp("Fill_", func(h C.cg_tensor) C.cg_err { return C.cg_fill_(h, C.double(v)) })
+}
+
+// Zeros_ sets t to zero.
+func (t *Tensor) Zeros_() error { return t.Fill_(0) }
+
+// Ones_ sets t to one.
+func (t *Tensor) Ones_() error { return t.Fill_(1) }
+
+// KaimingUniform_ fills t from U(-b, b) with b = gain·√(3/fan), like
+// nn.init.kaiming_uniform_. nn.Linear uses a=√5, FanIn, LeakyReLU.
+func (t *Tensor) KaimingUniform_(a float64, mode FanMode, nl Nonlinearity) error {
+	return t.initOp("KaimingUniform_", func(h C.cg_tensor) C.cg_err {
+		return C.cg_kaiming_(h, 0, C.double(a), C.int(mode), C.int(nl))
+	})
+}
+
+// KaimingNormal_ fills t from N(0, (gain/√fan)²), like
+// nn.init.kaiming_normal_.
+func (t *Tensor) KaimingNormal_(a float64, mode FanMode, nl Nonlinearity) error {
+	return t.initOp("KaimingNormal_", func(h C.cg_tensor) C.cg_err {
+		return C.cg_kaiming_(h, 1, C.double(a), C.int(mode), C.int(nl))
+	})
+}
+
+// XavierUniform_ fills t from U(-b, b) with b = gain·√(6/(fan_in+fan_out)),
+// like nn.init.xavier_uniform_.
+func (t *Tensor) XavierUniform_(gain float64) error {
+	return t.initOp("XavierUniform_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 0, C.double(gain)) })
+}
+
+// XavierNormal_ fills t from N(0, (gain·√(2/(fan_in+fan_out)))²).
+func (t *Tensor) XavierNormal_(gain float64) error {
+	return t.initOp("XavierNormal_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 1, C.double(gain)) })
+}
