@@ -151,3 +151,16 @@ func To(m Module, target torch.Target) error {
 	}
 	return nil
 }
+
+// markTrainable sets requires_grad on the non-nil tensors given.
+func markTrainable(ts ...*torch.Tensor) error {
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		if err := t.SetRequiresGrad(true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
