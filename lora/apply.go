@@ -103,15 +103,23 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 			strings.Join(missing, ", "), strings.Join(names(all), ", "))
 	}
 
-	// Pass 2: freeze the model, build the adapters, swap them in.
-	if err := module.Freeze(model); err != nil {
-		return nil, fmt.Errorf("lora: Apply: %w", err)
-	}
-	var done []module.NamedModule // originals already replaced, for rollback
+	// Pass 2: freeze the model, build the adapters, swap them in. On
+	// failure, put back the originals and their trainability.
+	before := module.NamedParameters(model)
+	var done []module.NamedModule // originals already replaced
+	var installed []module.Module // their adapters
 	rollback := func() {
-		for _, nm := range done {
+		for i, nm := range done {
 			_ = module.SetChild(model, nm.Name, nm.Module)
+			closeAdapters(installed[i])
 		}
+		for _, p := range before {
+			_ = p.Tensor.SetRequiresGrad(p.Trainable)
+		}
+	}
+	if err := module.Freeze(model); err != nil {
+		rollback()
+		return nil, fmt.Errorf("lora: Apply: %w", err)
 	}
 	adapted := make([]string, 0, len(targets))
 	for _, nm := range targets {
@@ -134,6 +142,7 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 			return nil, fmt.Errorf("lora: Apply: %s: %w", nm.Name, err)
 		}
 		done = append(done, nm)
+		installed = append(installed, repl)
 		adapted = append(adapted, nm.Name)
 	}
 	return adapted, nil
