@@ -27,6 +27,7 @@ package module
 
 import (
 	"fmt"
+	"reflect"
 
 	"github.com/golora/golora/torch"
 )
@@ -103,14 +104,17 @@ func Child[F Module](b *Base, name string, field *F) {
 	})
 }
 
+// isNil reports whether m is absent: a nil interface or a typed nil
+// pointer (such as an unset *Linear field). Calling Registry on a nil
+// *Linear would dereference it, so the pointer is checked first.
 func isNil(m Module) bool {
 	if m == nil {
 		return true
 	}
-	if b := m.Registry(); b == nil {
+	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
 		return true
 	}
-	return false
+	return m.Registry() == nil
 }
 
 func (b *Base) mustBeNew(name string) {
