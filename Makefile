@@ -1,0 +1,77 @@
+# golora: LoRA fine-tuning for Go on libtorch.
+#
+# Quick start (fresh Debian 12 as root, nothing exported):
+#   make example    # installs libtorch + libcgotorch.so, runs examples/quickstart
+#   make test       # regenerates the PyTorch references, then go vet + go test -race
+#
+# Variables:
+#   INSTALL_FLAGS  extra flags for scripts/install_libtorch.sh (e.g. --cuda=cu126)
+#   PYTHON_REFS    Python with torch that runs the reference generators
+#   TESTFLAGS      extra flags for go test (e.g. -run=TestLinear -v)
+
+SHELL := /bin/bash
+# install must finish before refs (it installs python3-torch) and tests.
+.NOTPARALLEL:
+
+GO ?= go
+GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
+PYTHON_REFS ?= /usr/bin/python3
+INSTALL_FLAGS ?=
+TESTFLAGS ?=
+
+# Reference generators: */testdata/gen_*.py anywhere in the tree, except in
+# hidden directories (.git, .venv, .gpu, ...), vendor/ and node_modules/.
+FIND_REF_SCRIPTS = find . \( -name '.?*' -o -name vendor -o -name node_modules \) -prune \
+	-o -type f -path '*/testdata/gen_*.py' -print | LC_ALL=C sort
+FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
+	-o -type f -name '*.go' -print
+
+.PHONY: help install refs test vet example bench fmt-check
+
+help:
+	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
+	@echo "make example    install, then go run ./examples/quickstart"
+	@echo "make refs       regenerate PyTorch reference files (*/testdata/gen_*.py) with $(PYTHON_REFS)"
+	@echo "make test       install, refs, go vet, go test -race"
+	@echo "make bench      go test -run=NONE -bench=. -benchmem ./..."
+	@echo "make fmt-check  fail if gofmt would change a file"
+
+install:
+	scripts/install_libtorch.sh $(INSTALL_FLAGS)
+
+refs:
+	@set -euo pipefail; \
+	scripts=$$($(FIND_REF_SCRIPTS)); \
+	if [ -z "$$scripts" ]; then echo "refs: no */testdata/gen_*.py scripts; nothing to do"; exit 0; fi; \
+	if ! $(PYTHON_REFS) -c 'import torch' >/dev/null 2>&1; then \
+		echo "refs: $(PYTHON_REFS) cannot import torch; run 'make install' (installs python3-torch)" \
+			"or pass PYTHON_REFS=/path/to/python-with-torch" >&2; \
+		exit 1; \
+	fi; \
+	for s in $$scripts; do \
+		echo "refs: $(PYTHON_REFS) $$s"; \
+		$(PYTHON_REFS) "$$s"; \
+	done
+
+vet:
+	$(GO) vet ./...
+
+test: install refs
+	$(GO) vet ./...
+	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+
+example: install
+	$(GO) run ./examples/quickstart
+
+bench:
+	$(GO) test -run=NONE -bench=. -benchmem ./...
+
+fmt-check:
+	@set -euo pipefail; \
+	files=$$($(FIND_GO_FILES) | xargs -r $(GOFMT) -l); \
+	if [ -n "$$files" ]; then \
+		echo "fmt-check: these files need gofmt -w:" >&2; \
+		echo "$$files" >&2; \
+		exit 1; \
+	fi; \
+	echo "fmt-check: ok"
