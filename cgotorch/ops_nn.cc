@@ -31,8 +31,12 @@ void check_indices(const at::Tensor &idx, int64_t rows) {
         std::string("embedding: indices must be int64 or int32, got ") +
         c10::toString(st));
   if (idx.numel() > 0) {
-    int64_t lo = idx.min().item<int64_t>();
-    int64_t hi = idx.max().item<int64_t>();
+    // One host copy of [min, max]: a single device sync on CUDA, where an
+    // out-of-range index would otherwise be a fatal device-side assert.
+    auto mm = at::aminmax(idx);
+    at::Tensor both = at::stack({std::get<0>(mm), std::get<1>(mm)}).to(at::kCPU);
+    int64_t lo = both[0].item<int64_t>();
+    int64_t hi = both[1].item<int64_t>();
     if (lo < 0 || hi >= rows)
       throw std::invalid_argument(
           "embedding: index out of range: indices span [" +

@@ -107,20 +107,20 @@ func GradEnabled() bool {
 // per thread) and restores the previous mode, even if f panics.
 // Goroutines that f starts run with their own threads' mode.
 func NoGrad(f func() error) error {
-	return withGradMode(false, f)
+	return withGradMode("NoGrad", false, f)
 }
 
 // EnableGrad runs f with autograd recording on, like
 // `with torch.enable_grad()`.
 func EnableGrad(f func() error) error {
-	return withGradMode(true, f)
+	return withGradMode("EnableGrad", true, f)
 }
 
-func withGradMode(on bool, f func() error) error {
+func withGradMode(op string, on bool, f func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	prev := GradEnabled()
-	if err := check("NoGrad", C.cg_set_grad_enabled(cbool(on))); err != nil {
+	if err := check(op, C.cg_set_grad_enabled(cbool(on))); err != nil {
 		return err
 	}
 	defer C.cg_set_grad_enabled(cbool(prev))

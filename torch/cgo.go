@@ -28,13 +28,16 @@ import (
 // A libcgotorch.so reporting another version is refused.
 const ABIVersion = 1
 
-var abiErr = func() error {
-	if v := int(C.cg_abi_version()); v != ABIVersion {
+var abiErr = abiError(int(C.cg_abi_version()))
+
+// abiError returns the error for a libcgotorch.so reporting ABI version v.
+func abiError(v int) error {
+	if v != ABIVersion {
 		return fmt.Errorf("torch: libcgotorch.so has ABI version %d but this golora needs %d; "+
 			"the installed library is stale: rerun scripts/install_libtorch.sh", v, ABIVersion)
 	}
 	return nil
-}()
+}
 
 // CheckABI reports whether the loaded libcgotorch.so matches this package.
 // Every function that creates a tensor returns this error too.
@@ -81,5 +84,6 @@ var versionOnce = sync.OnceValue(func() string {
 })
 
 // Version returns the version of libtorch that libcgotorch.so was built
-// against, such as "1.13.1" or "2.11.0".
+// against as its headers state it, such as "2.11.0" (Debian's 1.13.1
+// package reports "1.13.0").
 func Version() string { return versionOnce() }

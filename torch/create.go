@@ -75,6 +75,9 @@ func fromBytes(op string, data []byte, dtype DType, shape []int64) (*Tensor, err
 // toBytes copies the tensor's elements (moved to CPU, contiguous) out as
 // raw bytes.
 func (t *Tensor) toBytes(op string) ([]byte, DType, []int64, error) {
+	if _, err := t.handle(op); err != nil {
+		return nil, Invalid, nil, err
+	}
 	shape, err := t.Size()
 	if err != nil {
 		return nil, Invalid, nil, err
