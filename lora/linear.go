@@ -144,13 +144,18 @@ func (l *Linear) Forward(x *torch.Tensor) (*torch.Tensor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lora: Linear.Forward: %w", err)
 	}
+	if l.LoraA.Closed() {
+		return nil, fmt.Errorf("lora: Linear.Forward: lora_a: use of closed tensor (was the layer closed?)")
+	}
 	if in := l.InFeatures(); len(s) == 0 || s[len(s)-1] != in {
 		return nil, fmt.Errorf("lora: Linear.Forward: input shape %v: expected last dim in_features=%d, got %s", s, in, lastDim(s))
 	}
+	var y *torch.Tensor
 	if l.merged {
-		return torch.Linear(x, l.Weight, l.Bias)
+		y, err = torch.Linear(x, l.Weight, l.Bias)
+	} else {
+		y, err = torch.LoraLinear(x, l.Weight, l.Bias, l.LoraA, l.LoraB, l.Scaling())
 	}
-	y, err := torch.LoraLinear(x, l.Weight, l.Bias, l.LoraA, l.LoraB, l.Scaling())
 	if err != nil {
 		return nil, fmt.Errorf("lora: Linear.Forward: %w", err)
 	}

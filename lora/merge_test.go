@@ -1,0 +1,288 @@
+package lora_test
+
+// Merge folds scaling·B·A into W0 (Linear) or scaling·(B·A)ᵀ (Embedding);
+// Unmerge takes it out again. The expected weights are computed here from
+// plain Go slices.
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/module"
+	"github.com/golora/golora/torch"
+)
+
+var dtypes = []torch.DType{torch.Float32, torch.Float64}
+
+// cpuTol is the CPU tolerance of dt: 1e-6 for float32, 1e-12 for float64.
+func cpuTol(dt torch.DType) float64 { return tolerance(dt, torch.CPU) }
+
+// tensorOf makes a tensor of dtype dt from float64 values (closed with the
+// test).
+func tensorOf(t testing.TB, dt torch.DType, data []float64, shape ...int64) *torch.Tensor {
+	t.Helper()
+	x64, err := torch.FromSlice(data, shape...)
+	require.NoError(t, err)
+	defer x64.Close()
+	x, err := x64.To(dt)
+	require.NoError(t, err)
+	t.Cleanup(func() { x.Close() })
+	return x
+}
+
+// matmul returns the rows×cols product of a (rows×inner) and b
+// (inner×cols), all row-major.
+func matmul(a, b []float64, rows, inner, cols int) []float64 {
+	out := make([]float64, rows*cols)
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			var s float64
+			for k := 0; k < inner; k++ {
+				s += a[i*inner+k] * b[k*cols+j]
+			}
+			out[i*cols+j] = s
+		}
+	}
+	return out
+}
+
+// transpose returns the cols×rows transpose of m (rows×cols).
+func transpose(m []float64, rows, cols int) []float64 {
+	out := make([]float64, len(m))
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			out[j*rows+i] = m[i*cols+j]
+		}
+	}
+	return out
+}
+
+// addScaled returns a + s·b.
+func addScaled(a, b []float64, s float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] + s*b[i]
+	}
+	return out
+}
+
+func requireSlicesClose(t testing.TB, got, want []float64, tol float64, what string) {
+	t.Helper()
+	require.Len(t, got, len(want), what)
+	e := relErr(got, want)
+	require.LessOrEqualf(t, e, tol, "%s: relative error %.3g > %.3g\ngot  %v\nwant %v", what, e, tol, got, want)
+}
+
+func forward(t testing.TB, l module.Layer, x *torch.Tensor) []float64 {
+	t.Helper()
+	y, err := l.Forward(x)
+	require.NoError(t, err)
+	defer y.Close()
+	return f64s(t, y)
+}
+
+func TestLinearMergeHandDerived(t *testing.T) {
+	for _, dt := range dtypes {
+		t.Run(dt.String(), func(t *testing.T) {
+			tol := cpuTol(dt)
+			// in k = 3, out d = 2, r = 2, α = 3: scaling 1.5.
+			w0 := []float64{
+				1, 2, 3,
+				4, 5, 6,
+			}
+			bias := []float64{0.5, -1}
+			a := []float64{ // r×in
+				1, 0, -1,
+				2, 1, 0,
+			}
+			b := []float64{ // out×r
+				1, 2,
+				0, -1,
+			}
+			const scaling = 1.5
+			// B·A = [[5 2 -1] [-2 -1 0]], so W0 + 1.5·B·A is:
+			handMerged := []float64{
+				8.5, 5, 1.5,
+				1, 3.5, 6,
+			}
+			merged := addScaled(w0, matmul(b, a, 2, 2, 3), scaling)
+			require.Equal(t, handMerged, merged, "slice arithmetic")
+
+			l, err := lora.NewLinear(3, 2, true, 2, lora.WithAlpha(3),
+				lora.WithWeights(tensorOf(t, dt, w0, 2, 3), tensorOf(t, dt, bias, 2)))
+			require.NoError(t, err)
+			require.Equal(t, scaling, l.Scaling())
+			require.Equal(t, dt, l.LoraA.DType(), "lora_a takes the dtype of the given weight")
+			require.NoError(t, l.LoraA.Copy_(tensorOf(t, dt, a, 2, 3)))
+			require.NoError(t, l.LoraB.Copy_(tensorOf(t, dt, b, 2, 2)))
+
+			x := []float64{
+				1, -1, 2,
+				0.5, 0, -3,
+				2, 2, 2,
+				-1, 0.25, 1,
+			}
+			xt := tensorOf(t, dt, x, 4, 3)
+			// y = x·W'ᵀ + b with W' the merged weight, by hand.
+			wantY := matmul(x, transpose(merged, 2, 3), 4, 3, 2)
+			for i := range wantY {
+				wantY[i] += bias[i%2]
+			}
+
+			unmerged := forward(t, l, xt)
+			requireSlicesClose(t, unmerged, wantY, tol, "unmerged forward vs hand")
+
+			require.False(t, l.Merged())
+			require.NoError(t, l.Merge())
+			require.True(t, l.Merged())
+			requireSlicesClose(t, f64s(t, l.Weight), merged, tol, "merged weight = W0 + scaling·B·A")
+			require.False(t, l.Weight.RequiresGrad(), "merging keeps W0 frozen")
+			requireSlicesClose(t, f64s(t, l.Bias), bias, 0, "bias untouched")
+			requireSlicesClose(t, f64s(t, l.LoraA), a, 0, "lora_a untouched")
+			requireSlicesClose(t, f64s(t, l.LoraB), b, 0, "lora_b untouched")
+
+			mergedY := forward(t, l, xt)
+			requireSlicesClose(t, mergedY, unmerged, tol, "merged forward vs unmerged")
+
+			err = l.Merge()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "already merged")
+			requireSlicesClose(t, f64s(t, l.Weight), merged, tol, "a refused Merge changes nothing")
+
+			require.NoError(t, l.Unmerge())
+			require.False(t, l.Merged())
+			requireSlicesClose(t, f64s(t, l.Weight), w0, tol, "Unmerge restores W0")
+			requireSlicesClose(t, forward(t, l, xt), unmerged, tol, "forward after Unmerge")
+			err = l.Unmerge()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "not merged")
+			module.Close(l)
+		})
+	}
+}
+
+func TestEmbeddingMergeHandDerived(t *testing.T) {
+	for _, dt := range dtypes {
+		t.Run(dt.String(), func(t *testing.T) {
+			tol := cpuTol(dt)
+			// num = 4, dim = 3, r = 2, α = 1: scaling 0.5.
+			w0 := []float64{ // num×dim
+				1, 0, -1,
+				2, 2, 2,
+				0.5, -0.5, 0,
+				3, 1, 4,
+			}
+			a := []float64{ // r×num
+				1, 0, 2, -1,
+				0, 1, 1, 3,
+			}
+			b := []float64{ // dim×r
+				1, 1,
+				2, 0,
+				-1, 0.5,
+			}
+			const scaling = 0.5
+			// B·A (dim×num) = [[1 1 3 2] [2 0 4 -2] [-1 0.5 -1.5 2.5]];
+			// ΔW = (B·A)ᵀ (num×dim), so W0 + 0.5·ΔW is:
+			handMerged := []float64{
+				1.5, 1, -1.5,
+				2.5, 2, 2.25,
+				2, 1.5, -0.75,
+				4, 0, 5.25,
+			}
+			merged := addScaled(w0, transpose(matmul(b, a, 3, 2, 4), 3, 4), scaling)
+			require.Equal(t, handMerged, merged, "slice arithmetic")
+
+			e, err := lora.NewEmbedding(4, 3, 2, lora.WithAlpha(1), lora.WithWeights(tensorOf(t, dt, w0, 4, 3), nil))
+			require.NoError(t, err)
+			require.Equal(t, scaling, e.Scaling())
+			require.NoError(t, e.LoraA.Copy_(tensorOf(t, dt, a, 2, 4)))
+			require.NoError(t, e.LoraB.Copy_(tensorOf(t, dt, b, 3, 2)))
+
+			idx := []int64{3, 0, 3, 1, 2, 2}
+			x, err := torch.FromSlice(idx, 2, 3)
+			require.NoError(t, err)
+			defer x.Close()
+			var wantY []float64
+			for _, i := range idx {
+				wantY = append(wantY, merged[i*3:i*3+3]...)
+			}
+
+			unmerged := forward(t, e, x)
+			requireSlicesClose(t, unmerged, wantY, tol, "unmerged forward vs hand")
+
+			require.NoError(t, e.Merge())
+			require.True(t, e.Merged())
+			requireSlicesClose(t, f64s(t, e.Weight), merged, tol, "merged weight = W0 + scaling·(B·A)ᵀ")
+			require.False(t, e.Weight.RequiresGrad())
+			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "merged forward vs unmerged")
+
+			err = e.Merge()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "already merged")
+
+			require.NoError(t, e.Unmerge())
+			require.False(t, e.Merged())
+			requireSlicesClose(t, f64s(t, e.Weight), w0, tol, "Unmerge restores W0")
+			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "forward after Unmerge")
+			err = e.Unmerge()
+			require.Error(t, err)
+			require.Contains(t, err.Error(), "not merged")
+			module.Close(e)
+		})
+	}
+}
+
+// Seeded layers of a more realistic size: Merge, Forward, Unmerge against
+// the same arithmetic on slices.
+func TestMergeSeeded(t *testing.T) {
+	for _, dt := range dtypes {
+		t.Run("linear_"+dt.String(), func(t *testing.T) {
+			tol := cpuTol(dt)
+			const in, out, r = 24, 16, 4
+			require.NoError(t, torch.ManualSeed(11))
+			l, err := lora.NewLinear(in, out, true, r, lora.WithAlpha(8), lora.WithDType(dt))
+			require.NoError(t, err)
+			defer module.Close(l)
+			bInit := keep(t)(torch.Randn([]int64{out, r}, torch.WithDType(dt)))
+			require.NoError(t, l.LoraB.Copy_(bInit))
+			x := keep(t)(torch.Randn([]int64{2, 5, in}, torch.WithDType(dt)))
+
+			w0 := f64s(t, l.Weight)
+			want := addScaled(w0, matmul(f64s(t, l.LoraB), f64s(t, l.LoraA), out, r, in), l.Scaling())
+			unmerged := forward(t, l, x)
+
+			require.NoError(t, l.Merge())
+			requireSlicesClose(t, f64s(t, l.Weight), want, tol, "merged weight")
+			requireSlicesClose(t, forward(t, l, x), unmerged, tol, "merged forward")
+			require.NoError(t, l.Unmerge())
+			requireSlicesClose(t, f64s(t, l.Weight), w0, tol, "unmerged weight")
+			requireSlicesClose(t, forward(t, l, x), unmerged, tol, "forward after Unmerge")
+		})
+		t.Run("embedding_"+dt.String(), func(t *testing.T) {
+			tol := cpuTol(dt)
+			const num, dim, r = 30, 12, 8
+			require.NoError(t, torch.ManualSeed(12))
+			e, err := lora.NewEmbedding(num, dim, r, lora.WithAlpha(2.5), lora.WithDType(dt))
+			require.NoError(t, err)
+			defer module.Close(e)
+			bInit := keep(t)(torch.Randn([]int64{dim, r}, torch.WithDType(dt)))
+			require.NoError(t, e.LoraB.Copy_(bInit))
+			x := keep(t)(torch.FromSlice([]int32{0, 29, 5, 5, 17, 0, 29, 3}, 2, 4))
+
+			w0 := f64s(t, e.Weight)
+			delta := transpose(matmul(f64s(t, e.LoraB), f64s(t, e.LoraA), dim, r, num), dim, num)
+			want := addScaled(w0, delta, e.Scaling())
+			unmerged := forward(t, e, x)
+
+			require.NoError(t, e.Merge())
+			requireSlicesClose(t, f64s(t, e.Weight), want, tol, "merged weight")
+			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "merged forward")
+			require.NoError(t, e.Unmerge())
+			requireSlicesClose(t, f64s(t, e.Weight), w0, tol, "unmerged weight")
+			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "forward after Unmerge")
+		})
+	}
+}

@@ -1,0 +1,590 @@
+package lora_test
+
+// Parity of lora.Linear and lora.Embedding with the reference PyTorch
+// classes of the spec. The references are written by
+// testdata/gen_lora.py (run it from the repository root with
+// /usr/bin/python3); every case there is replayed here:
+//
+//   - seeded initialisation: weight, bias and lora_a bit for bit;
+//   - the output at initialisation (lora_b = 0) equals the base layer's
+//     exactly, computed here and in Python;
+//   - with the file's non-zero lora_b: the output and the gradients of
+//     lora_a, lora_b (and x for Linear) after backward of (y * g).sum();
+//   - frozen weight and bias get no gradient; parameter names, trainable
+//     flags and Scaling match the spec.
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/golora/golora/lora"
+	"github.com/golora/golora/module"
+	"github.com/golora/golora/torch"
+)
+
+// ---------------------------------------------------------------------------
+// Device selection: GOLORA_TEST_DEVICE=cuda (or cuda:N) runs the parity
+// forward and backward passes on that GPU (the layer is initialised on the
+// CPU, where seeded draws match PyTorch's, then moved with module.To);
+// results are compared on the CPU. Unset or "cpu" means the CPU. Asking for
+// CUDA where libtorch has none fails the tests: it is an explicit request.
+
+const deviceEnv = "GOLORA_TEST_DEVICE"
+
+func parseTestDevice(s string) (torch.Device, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	switch {
+	case s == "" || s == "cpu":
+		return torch.CPU, nil
+	case s == "cuda":
+		return torch.CUDA(0), nil
+	case strings.HasPrefix(s, "cuda:"):
+		i, err := strconv.Atoi(s[len("cuda:"):])
+		if err != nil || i < 0 {
+			return torch.CPU, fmt.Errorf("%s=%q: bad CUDA index", deviceEnv, s)
+		}
+		return torch.CUDA(i), nil
+	}
+	return torch.CPU, fmt.Errorf("%s=%q: want cpu, cuda or cuda:N", deviceEnv, s)
+}
+
+func testDevice(t testing.TB) torch.Device {
+	t.Helper()
+	d, err := parseTestDevice(os.Getenv(deviceEnv))
+	require.NoError(t, err)
+	if d.IsCUDA() {
+		require.Truef(t, torch.CUDAIsAvailable(), "%s=%v but CUDA is not available to libtorch", deviceEnv, d)
+		require.Lessf(t, d.Index, torch.CUDADeviceCount(), "%s=%v: only %d CUDA devices", deviceEnv, d, torch.CUDADeviceCount())
+	}
+	return d
+}
+
+func TestParseTestDevice(t *testing.T) {
+	for in, want := range map[string]torch.Device{
+		"": torch.CPU, "cpu": torch.CPU, " CPU ": torch.CPU,
+		"cuda": torch.CUDA(0), "CUDA": torch.CUDA(0), "cuda:0": torch.CUDA(0), "cuda:3": torch.CUDA(3),
+	} {
+		got, err := parseTestDevice(in)
+		require.NoError(t, err, in)
+		require.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"gpu", "cuda:", "cuda:-1", "cuda:x", "mps"} {
+		_, err := parseTestDevice(bad)
+		require.Error(t, err, bad)
+		require.Contains(t, err.Error(), deviceEnv)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Tolerances and comparison helpers.
+//
+// relative error = max_i |got_i - want_i| / max_i |want_i|
+//
+// On the CPU golora runs the same libtorch kernels as the Python reference:
+// float32 ≤ 1e-6, float64 ≤ 1e-12. On CUDA float32 results are compared
+// with the CPU reference at 1e-5 (cuBLAS reduction order).
+
+func tolerance(dt torch.DType, dev torch.Device) float64 {
+	if dt == torch.Float64 {
+		return 1e-12
+	}
+	if dev.IsCUDA() {
+		return 1e-5
+	}
+	return 1e-6
+}
+
+// f64s returns t's values as float64 (exact for float32), from any device.
+func f64s(t testing.TB, x *torch.Tensor) []float64 {
+	t.Helper()
+	require.NotNil(t, x)
+	c, err := x.To(torch.Float64)
+	require.NoError(t, err)
+	defer c.Close()
+	v, err := torch.ToSlice[float64](c)
+	require.NoError(t, err)
+	return v
+}
+
+// relErr is max|got-want| / max|want| (the absolute error when want is all
+// zero); NaN anywhere counts as +Inf.
+func relErr(got, want []float64) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var diff, scale float64
+	for i := range got {
+		d := math.Abs(got[i] - want[i])
+		if math.IsNaN(d) {
+			return math.Inf(1)
+		}
+		diff = math.Max(diff, d)
+		scale = math.Max(scale, math.Abs(want[i]))
+	}
+	if scale == 0 {
+		return diff
+	}
+	return diff / scale
+}
+
+// maxErr records the largest relative error seen per dtype, for the log.
+var maxErr = struct {
+	sync.Mutex
+	m map[string]float64
+}{m: map[string]float64{}}
+
+func noteErr(key string, e float64) {
+	maxErr.Lock()
+	defer maxErr.Unlock()
+	if old, ok := maxErr.m[key]; !ok || e > old {
+		maxErr.m[key] = e
+	}
+}
+
+func logMaxErr(t *testing.T, prefix string) {
+	maxErr.Lock()
+	defer maxErr.Unlock()
+	for _, dt := range []string{"float32", "float64"} {
+		if e, ok := maxErr.m[prefix+"/"+dt]; ok {
+			t.Logf("%s %s: max relative error %.3g", prefix, dt, e)
+		}
+	}
+}
+
+// requireClose checks got against want (same shape) within tol relative
+// error and records the error under key.
+func requireClose(t testing.TB, key string, got, want *torch.Tensor, tol float64, what string) {
+	t.Helper()
+	require.NotNil(t, got, what)
+	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
+	e := relErr(f64s(t, got), f64s(t, want))
+	noteErr(key, e)
+	require.LessOrEqualf(t, e, tol, "%s: relative error %.3g > %.3g", what, e, tol)
+}
+
+// requireExact checks that got and want hold the same values (compared as
+// numbers: +0 == -0) and shape.
+func requireExact(t testing.TB, got, want *torch.Tensor, what string) {
+	t.Helper()
+	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
+	g, w := f64s(t, got), f64s(t, want)
+	for i := range w {
+		if g[i] != w[i] {
+			require.Failf(t, "not equal", "%s: element %d: got %v, want %v", what, i, g[i], w[i])
+		}
+	}
+}
+
+// bits returns the raw bit patterns of a float tensor's elements.
+func bits(t testing.TB, x *torch.Tensor) []uint64 {
+	t.Helper()
+	switch x.DType() {
+	case torch.Float32:
+		v, err := torch.ToSlice[float32](x)
+		require.NoError(t, err)
+		out := make([]uint64, len(v))
+		for i, f := range v {
+			out[i] = uint64(math.Float32bits(f))
+		}
+		return out
+	case torch.Float64:
+		v, err := torch.ToSlice[float64](x)
+		require.NoError(t, err)
+		out := make([]uint64, len(v))
+		for i, f := range v {
+			out[i] = math.Float64bits(f)
+		}
+		return out
+	}
+	require.Failf(t, "bits", "unsupported dtype %v", x.DType())
+	return nil
+}
+
+// requireBitwise checks dtype, shape and every bit of got against want.
+func requireBitwise(t testing.TB, got, want *torch.Tensor, what string) {
+	t.Helper()
+	require.NotNil(t, got, what)
+	require.Equal(t, want.DType(), got.DType(), "%s: dtype", what)
+	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
+	g, w := bits(t, got), bits(t, want)
+	for i := range w {
+		if g[i] != w[i] {
+			require.Failf(t, "not bitwise equal", "%s: element %d: got bits %#x, want %#x", what, i, g[i], w[i])
+		}
+	}
+}
+
+// requireNoGrad checks that a frozen parameter neither requires nor has a
+// gradient.
+func requireNoGrad(t testing.TB, p *torch.Tensor, what string) {
+	t.Helper()
+	require.False(t, p.RequiresGrad(), "%s must be frozen", what)
+	g, err := p.Grad()
+	require.NoError(t, err)
+	require.Nil(t, g, "%s must have no gradient", what)
+}
+
+// grad returns p's gradient, failing when it has none; it is closed with
+// the test.
+func grad(t testing.TB, p *torch.Tensor, what string) *torch.Tensor {
+	t.Helper()
+	g, err := p.Grad()
+	require.NoError(t, err)
+	require.NotNil(t, g, "%s has no gradient", what)
+	t.Cleanup(func() { g.Close() })
+	return g
+}
+
+// to returns a new handle of x on dev (a fresh copy on the CPU, so that
+// setting requires_grad never touches the reference); closed with the test.
+func to(t testing.TB, x *torch.Tensor, dev torch.Device) *torch.Tensor {
+	t.Helper()
+	var y *torch.Tensor
+	var err error
+	if dev.IsCUDA() {
+		y, err = x.To(dev)
+	} else {
+		y, err = x.Clone()
+	}
+	require.NoError(t, err)
+	t.Cleanup(func() { y.Close() })
+	return y
+}
+
+// weightedSum returns (y * g).sum(), the loss of the references.
+func weightedSum(t testing.TB, y, g *torch.Tensor) *torch.Tensor {
+	t.Helper()
+	yg, err := y.Mul(g)
+	require.NoError(t, err)
+	defer yg.Close()
+	loss, err := yg.Sum()
+	require.NoError(t, err)
+	t.Cleanup(func() { loss.Close() })
+	return loss
+}
+
+// ---------------------------------------------------------------------------
+// Reference files.
+
+type refCase struct {
+	Name       string  `json:"name"`
+	Seed       uint64  `json:"seed"`
+	R          int64   `json:"r"`
+	Alpha      any     `json:"alpha"` // "default" or a number
+	Scaling    float64 `json:"scaling"`
+	In         int64   `json:"in"`
+	Out        int64   `json:"out"`
+	Bias       bool    `json:"bias"`
+	Num        int64   `json:"num"`
+	Dim        int64   `json:"dim"`
+	DType      string  `json:"dtype"`
+	IndexDType string  `json:"index_dtype"`
+	XShape     []int64 `json:"x_shape"`
+}
+
+func (c refCase) dtype() torch.DType {
+	if c.DType == "float64" {
+		return torch.Float64
+	}
+	return torch.Float32
+}
+
+// options returns the lora options that build the case's layer.
+func (c refCase) options(t testing.TB) []lora.Option {
+	t.Helper()
+	var opts []lora.Option
+	if c.DType == "float64" {
+		opts = append(opts, lora.WithDType(torch.Float64))
+	} else {
+		require.Equal(t, "float32", c.DType)
+	}
+	switch a := c.Alpha.(type) {
+	case string:
+		require.Equal(t, "default", a)
+	case float64:
+		opts = append(opts, lora.WithAlpha(a))
+	default:
+		require.Failf(t, "alpha", "case %s: alpha %v (%T)", c.Name, c.Alpha, c.Alpha)
+	}
+	return opts
+}
+
+// alpha returns α as the case defines it (r by default).
+func (c refCase) alpha() float64 {
+	if a, ok := c.Alpha.(float64); ok {
+		return a
+	}
+	return float64(c.R)
+}
+
+type refFile struct {
+	cases   []refCase
+	tensors map[string]*torch.Tensor
+}
+
+func (f *refFile) get(t testing.TB, c refCase, name string) *torch.Tensor {
+	t.Helper()
+	x, ok := f.tensors[c.Name+"."+name]
+	require.Truef(t, ok, "reference file has no tensor %s.%s", c.Name, name)
+	return x
+}
+
+func (f *refFile) has(c refCase, name string) bool {
+	_, ok := f.tensors[c.Name+"."+name]
+	return ok
+}
+
+func loadRefs(t *testing.T, file string) *refFile {
+	t.Helper()
+	path := filepath.Join("testdata", file)
+	ts, meta, err := torch.LoadSafetensors(path)
+	require.NoError(t, err, "regenerate with: /usr/bin/python3 lora/testdata/gen_lora.py")
+	t.Cleanup(func() { torch.CloseMap(ts) })
+	var cases []refCase
+	require.NoError(t, json.Unmarshal([]byte(meta["cases"]), &cases), "metadata \"cases\" of %s", path)
+	require.NotEmpty(t, cases)
+	return &refFile{cases: cases, tensors: ts}
+}
+
+func names(ps []module.NamedParameter) (ns []string, trainable []bool) {
+	for _, p := range ps {
+		ns = append(ns, p.Name)
+		trainable = append(trainable, p.Trainable)
+	}
+	return ns, trainable
+}
+
+// ---------------------------------------------------------------------------
+// Linear.
+
+func TestLinearParity(t *testing.T) {
+	refs := loadRefs(t, "linear.safetensors")
+	dev := testDevice(t)
+	t.Logf("device %v, %d cases", dev, len(refs.cases))
+	require.GreaterOrEqual(t, len(refs.cases), 16)
+	for _, c := range refs.cases {
+		t.Run(c.Name, func(t *testing.T) { linearCase(t, refs, c, dev) })
+	}
+	logMaxErr(t, "linear")
+}
+
+func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
+	dt := c.dtype()
+	tol := tolerance(dt, dev)
+	key := "linear/" + c.DType
+
+	require.NoError(t, torch.ManualSeed(c.Seed))
+	l, err := lora.NewLinear(c.In, c.Out, c.Bias, c.R, c.options(t)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { module.Close(l) })
+
+	// Seeded initialisation, bit for bit.
+	requireBitwise(t, l.Weight, refs.get(t, c, "weight"), "weight")
+	if c.Bias {
+		requireBitwise(t, l.Bias, refs.get(t, c, "bias"), "bias")
+	} else {
+		require.Nil(t, l.Bias)
+		require.False(t, refs.has(c, "bias"))
+	}
+	requireBitwise(t, l.LoraA, refs.get(t, c, "lora_a"), "lora_a")
+	require.Equal(t, make([]float64, c.Out*c.R), f64s(t, l.LoraB), "lora_b starts at zero")
+	require.Equal(t, dt, l.LoraB.DType())
+	require.Equal(t, []int64{c.Out, c.R}, l.LoraB.Shape())
+
+	// Hyper-parameters.
+	require.Equal(t, c.R, l.Rank())
+	require.Equal(t, c.alpha(), l.Alpha())
+	require.Equal(t, c.Scaling, l.Scaling(), "Scaling() = alpha/r")
+	require.Equal(t, c.alpha()/float64(c.R), l.Scaling())
+	require.Equal(t, c.In, l.InFeatures())
+	require.Equal(t, c.Out, l.OutFeatures())
+	require.False(t, l.Merged())
+
+	// Parameters: names, order and trainability as the spec's class.
+	wantNames := []string{"weight", "bias", "lora_a", "lora_b"}
+	wantTrain := []bool{false, false, true, true}
+	if !c.Bias {
+		wantNames = []string{"weight", "lora_a", "lora_b"}
+		wantTrain = []bool{false, true, true}
+	}
+	gotNames, gotTrain := names(module.NamedParameters(l))
+	require.Equal(t, wantNames, gotNames)
+	require.Equal(t, wantTrain, gotTrain)
+	require.False(t, l.Weight.RequiresGrad())
+	if c.Bias {
+		require.False(t, l.Bias.RequiresGrad())
+	}
+	require.True(t, l.LoraA.RequiresGrad())
+	require.True(t, l.LoraB.RequiresGrad())
+	total, trainable := module.Count(l)
+	wantTrainable := c.R*c.In + c.Out*c.R
+	wantTotal := c.Out*c.In + wantTrainable
+	if c.Bias {
+		wantTotal += c.Out
+	}
+	require.Equal(t, wantTotal, total)
+	require.Equal(t, wantTrainable, trainable)
+
+	// At initialisation (lora_b = 0) the output is the base layer's,
+	// exactly: here and in Python.
+	x := refs.get(t, c, "x")
+	require.Equal(t, c.XShape, x.Shape())
+	y0, err := l.Forward(x)
+	require.NoError(t, err)
+	defer y0.Close()
+	base, err := torch.Linear(x, l.Weight, l.Bias)
+	require.NoError(t, err)
+	defer base.Close()
+	requireExact(t, y0, base, "output at init vs torch.Linear(x, W, b)")
+	requireExact(t, y0, refs.get(t, c, "y_init"), "output at init vs PyTorch")
+
+	// Train-time pass with a non-zero lora_b, on the test device.
+	if dev.IsCUDA() {
+		require.NoError(t, module.To(l, dev))
+		require.Equal(t, dev, l.LoraA.Device())
+		require.True(t, l.LoraA.RequiresGrad())
+		require.False(t, l.Weight.RequiresGrad())
+	}
+	require.NoError(t, l.LoraB.Copy_(refs.get(t, c, "lora_b")))
+	require.True(t, l.LoraB.RequiresGrad())
+	xd := to(t, x, dev)
+	require.NoError(t, xd.SetRequiresGrad(true))
+	y, err := l.Forward(xd)
+	require.NoError(t, err)
+	defer y.Close()
+	require.Equal(t, dev, y.Device())
+	require.Equal(t, dt, y.DType())
+	loss := weightedSum(t, y, to(t, refs.get(t, c, "g"), dev))
+	require.NoError(t, loss.Backward())
+
+	requireClose(t, key, y, refs.get(t, c, "y"), tol, "output")
+	requireClose(t, key, grad(t, l.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
+	requireClose(t, key, grad(t, l.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
+	requireClose(t, key, grad(t, xd, "x"), refs.get(t, c, "grad.x"), tol, "grad x")
+	requireNoGrad(t, l.Weight, "weight")
+	if c.Bias {
+		requireNoGrad(t, l.Bias, "bias")
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Embedding.
+
+func TestEmbeddingParity(t *testing.T) {
+	refs := loadRefs(t, "embedding.safetensors")
+	dev := testDevice(t)
+	t.Logf("device %v, %d cases", dev, len(refs.cases))
+	require.GreaterOrEqual(t, len(refs.cases), 8)
+	for _, c := range refs.cases {
+		t.Run(c.Name, func(t *testing.T) { embeddingCase(t, refs, c, dev) })
+	}
+	logMaxErr(t, "embedding")
+}
+
+func embeddingCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
+	dt := c.dtype()
+	tol := tolerance(dt, dev)
+	key := "embedding/" + c.DType
+
+	require.NoError(t, torch.ManualSeed(c.Seed))
+	e, err := lora.NewEmbedding(c.Num, c.Dim, c.R, c.options(t)...)
+	require.NoError(t, err)
+	t.Cleanup(func() { module.Close(e) })
+
+	requireBitwise(t, e.Weight, refs.get(t, c, "weight"), "weight")
+	requireBitwise(t, e.LoraA, refs.get(t, c, "lora_a"), "lora_a")
+	require.Equal(t, []int64{c.Dim, c.R}, e.LoraB.Shape())
+	require.Equal(t, make([]float64, c.Dim*c.R), f64s(t, e.LoraB), "lora_b starts at zero")
+
+	require.Equal(t, c.R, e.Rank())
+	require.Equal(t, c.alpha(), e.Alpha())
+	require.Equal(t, c.Scaling, e.Scaling(), "Scaling() = alpha/r")
+	require.Equal(t, c.Num, e.NumEmbeddings())
+	require.Equal(t, c.Dim, e.EmbeddingDim())
+
+	gotNames, gotTrain := names(module.NamedParameters(e))
+	require.Equal(t, []string{"weight", "lora_a", "lora_b"}, gotNames)
+	require.Equal(t, []bool{false, true, true}, gotTrain)
+	total, trainable := module.Count(e)
+	require.Equal(t, c.Num*c.Dim+c.R*c.Num+c.Dim*c.R, total)
+	require.Equal(t, c.R*c.Num+c.Dim*c.R, trainable)
+
+	x := refs.get(t, c, "x")
+	require.Equal(t, c.XShape, x.Shape())
+	require.Equal(t, c.IndexDType, x.DType().String())
+	y0, err := e.Forward(x)
+	require.NoError(t, err)
+	defer y0.Close()
+	base, err := torch.Embedding(x, e.Weight)
+	require.NoError(t, err)
+	defer base.Close()
+	requireExact(t, y0, base, "output at init vs torch.Embedding(x, W)")
+	requireExact(t, y0, refs.get(t, c, "y_init"), "output at init vs PyTorch")
+
+	if dev.IsCUDA() {
+		require.NoError(t, module.To(e, dev))
+		require.Equal(t, dev, e.LoraA.Device())
+	}
+	require.NoError(t, e.LoraB.Copy_(refs.get(t, c, "lora_b")))
+	y, err := e.Forward(to(t, x, dev))
+	require.NoError(t, err)
+	defer y.Close()
+	require.Equal(t, append(append([]int64{}, c.XShape...), c.Dim), y.Shape())
+	loss := weightedSum(t, y, to(t, refs.get(t, c, "g"), dev))
+	require.NoError(t, loss.Backward())
+
+	requireClose(t, key, y, refs.get(t, c, "y"), tol, "output")
+	requireClose(t, key, grad(t, e.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
+	requireClose(t, key, grad(t, e.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
+	requireNoGrad(t, e.Weight, "weight")
+}
+
+// ---------------------------------------------------------------------------
+// Handles: a training loop that closes what it creates leaks nothing.
+
+func TestForwardBackwardNoLeak(t *testing.T) {
+	require.NoError(t, torch.ManualSeed(3))
+	l, err := lora.NewLinear(8, 6, true, 2)
+	require.NoError(t, err)
+	defer module.Close(l)
+	e, err := lora.NewEmbedding(10, 4, 2)
+	require.NoError(t, err)
+	defer module.Close(e)
+	x, err := torch.Randn([]int64{5, 8})
+	require.NoError(t, err)
+	defer x.Close()
+	idx, err := torch.FromSlice([]int64{1, 2, 2, 9})
+	require.NoError(t, err)
+	defer idx.Close()
+
+	step := func() {
+		for _, run := range []func() (*torch.Tensor, error){
+			func() (*torch.Tensor, error) { return l.Forward(x) },
+			func() (*torch.Tensor, error) { return e.Forward(idx) },
+		} {
+			y, err := run()
+			require.NoError(t, err)
+			s, err := y.Sum()
+			require.NoError(t, err)
+			require.NoError(t, s.Backward())
+			torch.CloseAll(y, s)
+		}
+		require.NoError(t, module.ZeroGrad(l))
+		require.NoError(t, module.ZeroGrad(e))
+	}
+	step() // warm up
+	before := torch.LiveTensors()
+	for range 20 {
+		step()
+	}
+	require.LessOrEqual(t, torch.LiveTensors(), before, "handles leaked")
+}
