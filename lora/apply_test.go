@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
@@ -140,7 +141,7 @@ var qvNames = []string{"blocks.0.q_proj", "blocks.0.v_proj", "blocks.1.q_proj", 
 func snapshot(t testing.TB, m module.Module) map[string][]float64 {
 	out := map[string][]float64{}
 	for _, p := range module.NamedParameters(m) {
-		out[p.Name] = f64s(t, p.Tensor)
+		out[p.Name] = reftest.Float64s(t, p.Tensor)
 	}
 	return out
 }
@@ -233,7 +234,7 @@ func TestApplyTargetModules(t *testing.T) {
 	}
 
 	// B = 0: the model computes exactly what it did before.
-	requireSlicesClose(t, forward(t, m, ids), yBefore, 0, "forward at init")
+	reftest.RequireSlicesClose(t, "forward at init", forward(t, m, ids), yBefore, 0)
 
 	// Backward reaches the adapters only.
 	y, err := m.Forward(ids)
@@ -282,7 +283,7 @@ func TestApplyDrawOrder(t *testing.T) {
 	for _, n := range qvNames {
 		want := keep(t)(torch.Empty([]int64{4, dModel}))
 		require.NoError(t, want.KaimingUniform_(math.Sqrt(5), torch.FanIn, torch.LeakyReLU))
-		requireBitwise(t, module.StateDict(m)[n+".lora_a"], want, n+".lora_a")
+		reftest.RequireBitwise(t, n+".lora_a", module.StateDict(m)[n+".lora_a"], want)
 	}
 }
 
@@ -452,7 +453,7 @@ func TestApplyEmbedding(t *testing.T) {
 	for n, v := range before {
 		require.Equal(t, v, after[n], n)
 	}
-	requireSlicesClose(t, forward(t, m, ids), yBefore, 0, "forward at init")
+	reftest.RequireSlicesClose(t, "forward at init", forward(t, m, ids), yBefore, 0)
 
 	// Both kinds at once.
 	m2 := newTinyModel(t, 9)
@@ -491,6 +492,6 @@ func TestApplyStateDictRoundTrip(t *testing.T) {
 	_, err = lora.Apply(m2, cfg)
 	require.NoError(t, err)
 	require.NoError(t, module.Load(m2, path))
-	requireSlicesClose(t, forward(t, m2, ids), want, 0, "forward after Load")
+	reftest.RequireSlicesClose(t, "forward after Load", forward(t, m2, ids), want, 0)
 	require.Equal(t, trainableNames(m), trainableNames(m2))
 }

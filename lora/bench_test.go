@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
@@ -192,18 +193,18 @@ func TestComposedMatchesFused(t *testing.T) {
 		require.NoError(t, err)
 		defer loss.Close()
 		require.NoError(t, loss.Backward())
-		y = f64s(t, out)
-		ga, gb, gx = f64s(t, grad(t, l.LoraA, "lora_a")), f64s(t, grad(t, l.LoraB, "lora_b")), f64s(t, grad(t, xg, "x"))
+		y = reftest.Float64s(t, out)
+		ga, gb, gx = reftest.Float64s(t, grad(t, l.LoraA, "lora_a")), reftest.Float64s(t, grad(t, l.LoraB, "lora_b")), reftest.Float64s(t, grad(t, xg, "x"))
 		require.NoError(t, module.ZeroGrad(l))
 		require.NoError(t, xg.ClearGrad())
 		return
 	}
 	y1, a1, b1, x1 := run(fusedForward)
 	y2, a2, b2, x2 := run(composedForward)
-	requireSlicesClose(t, y2, y1, 1e-6, "output")
-	requireSlicesClose(t, a2, a1, 1e-6, "grad lora_a")
-	requireSlicesClose(t, b2, b1, 1e-6, "grad lora_b")
-	requireSlicesClose(t, x2, x1, 1e-6, "grad x")
+	reftest.RequireSlicesClose(t, "output", y2, y1, 1e-6)
+	reftest.RequireSlicesClose(t, "grad lora_a", a2, a1, 1e-6)
+	reftest.RequireSlicesClose(t, "grad lora_b", b2, b1, 1e-6)
+	reftest.RequireSlicesClose(t, "grad x", x2, x1, 1e-6)
 
 	for _, fwd := range []func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error){fusedForward, composedForward} {
 		require.NoError(t, step(l, x, fwd))

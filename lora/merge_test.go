@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
@@ -17,7 +18,7 @@ import (
 var dtypes = []torch.DType{torch.Float32, torch.Float64}
 
 // cpuTol is the CPU tolerance of dt: 1e-6 for float32, 1e-12 for float64.
-func cpuTol(dt torch.DType) float64 { return tolerance(dt, torch.CPU) }
+func cpuTol(dt torch.DType) float64 { return reftest.Tolerance(dt, torch.CPU) }
 
 // tensorOf makes a tensor of dtype dt from float64 values (closed with the
 // test).
@@ -68,19 +69,12 @@ func addScaled(a, b []float64, s float64) []float64 {
 	return out
 }
 
-func requireSlicesClose(t testing.TB, got, want []float64, tol float64, what string) {
-	t.Helper()
-	require.Len(t, got, len(want), what)
-	e := relErr(got, want)
-	require.LessOrEqualf(t, e, tol, "%s: relative error %.3g > %.3g\ngot  %v\nwant %v", what, e, tol, got, want)
-}
-
 func forward(t testing.TB, l module.Layer, x *torch.Tensor) []float64 {
 	t.Helper()
 	y, err := l.Forward(x)
 	require.NoError(t, err)
 	defer y.Close()
-	return f64s(t, y)
+	return reftest.Float64s(t, y)
 }
 
 func TestLinearMergeHandDerived(t *testing.T) {
@@ -132,29 +126,29 @@ func TestLinearMergeHandDerived(t *testing.T) {
 			}
 
 			unmerged := forward(t, l, xt)
-			requireSlicesClose(t, unmerged, wantY, tol, "unmerged forward vs hand")
+			reftest.RequireSlicesClose(t, "unmerged forward vs hand", unmerged, wantY, tol)
 
 			require.False(t, l.Merged())
 			require.NoError(t, l.Merge())
 			require.True(t, l.Merged())
-			requireSlicesClose(t, f64s(t, l.Weight), merged, tol, "merged weight = W0 + scaling·B·A")
+			reftest.RequireSlicesClose(t, "merged weight = W0 + scaling·B·A", reftest.Float64s(t, l.Weight), merged, tol)
 			require.False(t, l.Weight.RequiresGrad(), "merging keeps W0 frozen")
-			requireSlicesClose(t, f64s(t, l.Bias), bias, 0, "bias untouched")
-			requireSlicesClose(t, f64s(t, l.LoraA), a, 0, "lora_a untouched")
-			requireSlicesClose(t, f64s(t, l.LoraB), b, 0, "lora_b untouched")
+			reftest.RequireSlicesClose(t, "bias untouched", reftest.Float64s(t, l.Bias), bias, 0)
+			reftest.RequireSlicesClose(t, "lora_a untouched", reftest.Float64s(t, l.LoraA), a, 0)
+			reftest.RequireSlicesClose(t, "lora_b untouched", reftest.Float64s(t, l.LoraB), b, 0)
 
 			mergedY := forward(t, l, xt)
-			requireSlicesClose(t, mergedY, unmerged, tol, "merged forward vs unmerged")
+			reftest.RequireSlicesClose(t, "merged forward vs unmerged", mergedY, unmerged, tol)
 
 			err = l.Merge()
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "already merged")
-			requireSlicesClose(t, f64s(t, l.Weight), merged, tol, "a refused Merge changes nothing")
+			reftest.RequireSlicesClose(t, "a refused Merge changes nothing", reftest.Float64s(t, l.Weight), merged, tol)
 
 			require.NoError(t, l.Unmerge())
 			require.False(t, l.Merged())
-			requireSlicesClose(t, f64s(t, l.Weight), w0, tol, "Unmerge restores W0")
-			requireSlicesClose(t, forward(t, l, xt), unmerged, tol, "forward after Unmerge")
+			reftest.RequireSlicesClose(t, "Unmerge restores W0", reftest.Float64s(t, l.Weight), w0, tol)
+			reftest.RequireSlicesClose(t, "forward after Unmerge", forward(t, l, xt), unmerged, tol)
 			err = l.Unmerge()
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "not merged")
@@ -211,13 +205,13 @@ func TestEmbeddingMergeHandDerived(t *testing.T) {
 			}
 
 			unmerged := forward(t, e, x)
-			requireSlicesClose(t, unmerged, wantY, tol, "unmerged forward vs hand")
+			reftest.RequireSlicesClose(t, "unmerged forward vs hand", unmerged, wantY, tol)
 
 			require.NoError(t, e.Merge())
 			require.True(t, e.Merged())
-			requireSlicesClose(t, f64s(t, e.Weight), merged, tol, "merged weight = W0 + scaling·(B·A)ᵀ")
+			reftest.RequireSlicesClose(t, "merged weight = W0 + scaling·(B·A)ᵀ", reftest.Float64s(t, e.Weight), merged, tol)
 			require.False(t, e.Weight.RequiresGrad())
-			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "merged forward vs unmerged")
+			reftest.RequireSlicesClose(t, "merged forward vs unmerged", forward(t, e, x), unmerged, tol)
 
 			err = e.Merge()
 			require.Error(t, err)
@@ -225,8 +219,8 @@ func TestEmbeddingMergeHandDerived(t *testing.T) {
 
 			require.NoError(t, e.Unmerge())
 			require.False(t, e.Merged())
-			requireSlicesClose(t, f64s(t, e.Weight), w0, tol, "Unmerge restores W0")
-			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "forward after Unmerge")
+			reftest.RequireSlicesClose(t, "Unmerge restores W0", reftest.Float64s(t, e.Weight), w0, tol)
+			reftest.RequireSlicesClose(t, "forward after Unmerge", forward(t, e, x), unmerged, tol)
 			err = e.Unmerge()
 			require.Error(t, err)
 			require.Contains(t, err.Error(), "not merged")
@@ -250,16 +244,16 @@ func TestMergeSeeded(t *testing.T) {
 			require.NoError(t, l.LoraB.Copy_(bInit))
 			x := keep(t)(torch.Randn([]int64{2, 5, in}, torch.WithDType(dt)))
 
-			w0 := f64s(t, l.Weight)
-			want := addScaled(w0, matmul(f64s(t, l.LoraB), f64s(t, l.LoraA), out, r, in), l.Scaling())
+			w0 := reftest.Float64s(t, l.Weight)
+			want := addScaled(w0, matmul(reftest.Float64s(t, l.LoraB), reftest.Float64s(t, l.LoraA), out, r, in), l.Scaling())
 			unmerged := forward(t, l, x)
 
 			require.NoError(t, l.Merge())
-			requireSlicesClose(t, f64s(t, l.Weight), want, tol, "merged weight")
-			requireSlicesClose(t, forward(t, l, x), unmerged, tol, "merged forward")
+			reftest.RequireSlicesClose(t, "merged weight", reftest.Float64s(t, l.Weight), want, tol)
+			reftest.RequireSlicesClose(t, "merged forward", forward(t, l, x), unmerged, tol)
 			require.NoError(t, l.Unmerge())
-			requireSlicesClose(t, f64s(t, l.Weight), w0, tol, "unmerged weight")
-			requireSlicesClose(t, forward(t, l, x), unmerged, tol, "forward after Unmerge")
+			reftest.RequireSlicesClose(t, "unmerged weight", reftest.Float64s(t, l.Weight), w0, tol)
+			reftest.RequireSlicesClose(t, "forward after Unmerge", forward(t, l, x), unmerged, tol)
 		})
 		t.Run("embedding_"+dt.String(), func(t *testing.T) {
 			tol := cpuTol(dt)
@@ -272,17 +266,17 @@ func TestMergeSeeded(t *testing.T) {
 			require.NoError(t, e.LoraB.Copy_(bInit))
 			x := keep(t)(torch.FromSlice([]int32{0, 29, 5, 5, 17, 0, 29, 3}, 2, 4))
 
-			w0 := f64s(t, e.Weight)
-			delta := transpose(matmul(f64s(t, e.LoraB), f64s(t, e.LoraA), dim, r, num), dim, num)
+			w0 := reftest.Float64s(t, e.Weight)
+			delta := transpose(matmul(reftest.Float64s(t, e.LoraB), reftest.Float64s(t, e.LoraA), dim, r, num), dim, num)
 			want := addScaled(w0, delta, e.Scaling())
 			unmerged := forward(t, e, x)
 
 			require.NoError(t, e.Merge())
-			requireSlicesClose(t, f64s(t, e.Weight), want, tol, "merged weight")
-			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "merged forward")
+			reftest.RequireSlicesClose(t, "merged weight", reftest.Float64s(t, e.Weight), want, tol)
+			reftest.RequireSlicesClose(t, "merged forward", forward(t, e, x), unmerged, tol)
 			require.NoError(t, e.Unmerge())
-			requireSlicesClose(t, f64s(t, e.Weight), w0, tol, "unmerged weight")
-			requireSlicesClose(t, forward(t, e, x), unmerged, tol, "forward after Unmerge")
+			reftest.RequireSlicesClose(t, "unmerged weight", reftest.Float64s(t, e.Weight), w0, tol)
+			reftest.RequireSlicesClose(t, "forward after Unmerge", forward(t, e, x), unmerged, tol)
 		})
 	}
 }

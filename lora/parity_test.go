@@ -14,213 +14,33 @@ package lora_test
 //     flags and Scaling match the spec.
 
 import (
-	"encoding/json"
-	"fmt"
-	"math"
-	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
 
 // ---------------------------------------------------------------------------
-// Device selection: GOLORA_TEST_DEVICE=cuda (or cuda:N) runs the parity
-// forward and backward passes on that GPU (the layer is initialised on the
-// CPU, where seeded draws match PyTorch's, then moved with module.To);
-// results are compared on the CPU. Unset or "cpu" means the CPU. Asking for
-// CUDA where libtorch has none fails the tests: it is an explicit request.
+// Comparison helpers. The parity passes run on reftest.Device
+// (GOLORA_TEST_DEVICE: the layer is initialised on the CPU, where seeded
+// draws match PyTorch's, then moved with module.To); results are compared
+// on the CPU within reftest.Tolerance (see internal/reftest for the
+// tolerances and the relative error).
 
-const deviceEnv = "GOLORA_TEST_DEVICE"
+// maxErr records the largest relative error per "<layer>/<dtype>", for the
+// log.
+var maxErr reftest.MaxErrors
 
-func parseTestDevice(s string) (torch.Device, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
-	switch {
-	case s == "" || s == "cpu":
-		return torch.CPU, nil
-	case s == "cuda":
-		return torch.CUDA(0), nil
-	case strings.HasPrefix(s, "cuda:"):
-		i, err := strconv.Atoi(s[len("cuda:"):])
-		if err != nil || i < 0 {
-			return torch.CPU, fmt.Errorf("%s=%q: bad CUDA index", deviceEnv, s)
-		}
-		return torch.CUDA(i), nil
-	}
-	return torch.CPU, fmt.Errorf("%s=%q: want cpu, cuda or cuda:N", deviceEnv, s)
-}
-
-func testDevice(t testing.TB) torch.Device {
-	t.Helper()
-	d, err := parseTestDevice(os.Getenv(deviceEnv))
-	require.NoError(t, err)
-	if d.IsCUDA() {
-		require.Truef(t, torch.CUDAIsAvailable(), "%s=%v but CUDA is not available to libtorch", deviceEnv, d)
-		require.Lessf(t, d.Index, torch.CUDADeviceCount(), "%s=%v: only %d CUDA devices", deviceEnv, d, torch.CUDADeviceCount())
-	}
-	return d
-}
-
-func TestParseTestDevice(t *testing.T) {
-	for in, want := range map[string]torch.Device{
-		"": torch.CPU, "cpu": torch.CPU, " CPU ": torch.CPU,
-		"cuda": torch.CUDA(0), "CUDA": torch.CUDA(0), "cuda:0": torch.CUDA(0), "cuda:3": torch.CUDA(3),
-	} {
-		got, err := parseTestDevice(in)
-		require.NoError(t, err, in)
-		require.Equal(t, want, got, in)
-	}
-	for _, bad := range []string{"gpu", "cuda:", "cuda:-1", "cuda:x", "mps"} {
-		_, err := parseTestDevice(bad)
-		require.Error(t, err, bad)
-		require.Contains(t, err.Error(), deviceEnv)
-	}
-}
-
-// ---------------------------------------------------------------------------
-// Tolerances and comparison helpers.
-//
-// relative error = max_i |got_i - want_i| / max_i |want_i|
-//
-// On the CPU golora runs the same libtorch kernels as the Python reference:
-// float32 ≤ 1e-6, float64 ≤ 1e-12. On CUDA float32 results are compared
-// with the CPU reference at 1e-5 (cuBLAS reduction order).
-
-func tolerance(dt torch.DType, dev torch.Device) float64 {
-	if dt == torch.Float64 {
-		return 1e-12
-	}
-	if dev.IsCUDA() {
-		return 1e-5
-	}
-	return 1e-6
-}
-
-// f64s returns t's values as float64 (exact for float32), from any device.
-func f64s(t testing.TB, x *torch.Tensor) []float64 {
-	t.Helper()
-	require.NotNil(t, x)
-	c, err := x.To(torch.Float64)
-	require.NoError(t, err)
-	defer c.Close()
-	v, err := torch.ToSlice[float64](c)
-	require.NoError(t, err)
-	return v
-}
-
-// relErr is max|got-want| / max|want| (the absolute error when want is all
-// zero); NaN anywhere counts as +Inf.
-func relErr(got, want []float64) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var diff, scale float64
-	for i := range got {
-		d := math.Abs(got[i] - want[i])
-		if math.IsNaN(d) {
-			return math.Inf(1)
-		}
-		diff = math.Max(diff, d)
-		scale = math.Max(scale, math.Abs(want[i]))
-	}
-	if scale == 0 {
-		return diff
-	}
-	return diff / scale
-}
-
-// maxErr records the largest relative error seen per dtype, for the log.
-var maxErr = struct {
-	sync.Mutex
-	m map[string]float64
-}{m: map[string]float64{}}
-
-func noteErr(key string, e float64) {
-	maxErr.Lock()
-	defer maxErr.Unlock()
-	if old, ok := maxErr.m[key]; !ok || e > old {
-		maxErr.m[key] = e
-	}
-}
-
-func logMaxErr(t *testing.T, prefix string) {
-	maxErr.Lock()
-	defer maxErr.Unlock()
-	for _, dt := range []string{"float32", "float64"} {
-		if e, ok := maxErr.m[prefix+"/"+dt]; ok {
-			t.Logf("%s %s: max relative error %.3g", prefix, dt, e)
-		}
-	}
-}
-
-// requireClose checks got against want (same shape) within tol relative
-// error and records the error under key.
+// requireClose checks got against want (reftest.RequireClose) within tol
+// and records the relative error under key.
 func requireClose(t testing.TB, key string, got, want *torch.Tensor, tol float64, what string) {
 	t.Helper()
-	require.NotNil(t, got, what)
-	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
-	e := relErr(f64s(t, got), f64s(t, want))
-	noteErr(key, e)
-	require.LessOrEqualf(t, e, tol, "%s: relative error %.3g > %.3g", what, e, tol)
-}
-
-// requireExact checks that got and want hold the same values (compared as
-// numbers: +0 == -0) and shape.
-func requireExact(t testing.TB, got, want *torch.Tensor, what string) {
-	t.Helper()
-	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
-	g, w := f64s(t, got), f64s(t, want)
-	for i := range w {
-		if g[i] != w[i] {
-			require.Failf(t, "not equal", "%s: element %d: got %v, want %v", what, i, g[i], w[i])
-		}
-	}
-}
-
-// bits returns the raw bit patterns of a float tensor's elements.
-func bits(t testing.TB, x *torch.Tensor) []uint64 {
-	t.Helper()
-	switch x.DType() {
-	case torch.Float32:
-		v, err := torch.ToSlice[float32](x)
-		require.NoError(t, err)
-		out := make([]uint64, len(v))
-		for i, f := range v {
-			out[i] = uint64(math.Float32bits(f))
-		}
-		return out
-	case torch.Float64:
-		v, err := torch.ToSlice[float64](x)
-		require.NoError(t, err)
-		out := make([]uint64, len(v))
-		for i, f := range v {
-			out[i] = math.Float64bits(f)
-		}
-		return out
-	}
-	require.Failf(t, "bits", "unsupported dtype %v", x.DType())
-	return nil
-}
-
-// requireBitwise checks dtype, shape and every bit of got against want.
-func requireBitwise(t testing.TB, got, want *torch.Tensor, what string) {
-	t.Helper()
-	require.NotNil(t, got, what)
-	require.Equal(t, want.DType(), got.DType(), "%s: dtype", what)
-	require.Equal(t, want.Shape(), got.Shape(), "%s: shape", what)
-	g, w := bits(t, got), bits(t, want)
-	for i := range w {
-		if g[i] != w[i] {
-			require.Failf(t, "not bitwise equal", "%s: element %d: got bits %#x, want %#x", what, i, g[i], w[i])
-		}
-	}
+	maxErr.Note(key, t.Name(), reftest.RequireClose(t, what, got, want, tol))
 }
 
 // requireNoGrad checks that a frozen parameter neither requires nor has a
@@ -326,33 +146,30 @@ func (c refCase) alpha() float64 {
 	return float64(c.R)
 }
 
+// refFile is a loaded reference file and its cases.
 type refFile struct {
-	cases   []refCase
-	tensors map[string]*torch.Tensor
+	*reftest.File
+	cases []refCase
 }
 
+// get returns the tensor name of case c.
 func (f *refFile) get(t testing.TB, c refCase, name string) *torch.Tensor {
 	t.Helper()
-	x, ok := f.tensors[c.Name+"."+name]
-	require.Truef(t, ok, "reference file has no tensor %s.%s", c.Name, name)
-	return x
+	return f.Tensor(t, c.Name+"."+name)
 }
 
+// has reports whether case c has a tensor name.
 func (f *refFile) has(c refCase, name string) bool {
-	_, ok := f.tensors[c.Name+"."+name]
-	return ok
+	return f.Has(c.Name + "." + name)
 }
 
 func loadRefs(t *testing.T, file string) *refFile {
 	t.Helper()
-	path := filepath.Join("testdata", file)
-	ts, meta, err := torch.LoadSafetensors(path)
-	require.NoError(t, err, "regenerate with: /usr/bin/python3 lora/testdata/gen_lora.py")
-	t.Cleanup(func() { torch.CloseMap(ts) })
+	f := reftest.Load(t, filepath.Join("testdata", file), "/usr/bin/python3 lora/testdata/gen_lora.py")
 	var cases []refCase
-	require.NoError(t, json.Unmarshal([]byte(meta["cases"]), &cases), "metadata \"cases\" of %s", path)
+	f.DecodeMeta(t, "cases", &cases)
 	require.NotEmpty(t, cases)
-	return &refFile{cases: cases, tensors: ts}
+	return &refFile{File: f, cases: cases}
 }
 
 func names(ps []module.NamedParameter) (ns []string, trainable []bool) {
@@ -368,18 +185,18 @@ func names(ps []module.NamedParameter) (ns []string, trainable []bool) {
 
 func TestLinearParity(t *testing.T) {
 	refs := loadRefs(t, "linear.safetensors")
-	dev := testDevice(t)
+	dev := reftest.Device(t)
 	t.Logf("device %v, %d cases", dev, len(refs.cases))
 	require.GreaterOrEqual(t, len(refs.cases), 16)
 	for _, c := range refs.cases {
 		t.Run(c.Name, func(t *testing.T) { linearCase(t, refs, c, dev) })
 	}
-	logMaxErr(t, "linear")
+	maxErr.Log(t, "linear/")
 }
 
 func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	dt := c.dtype()
-	tol := tolerance(dt, dev)
+	tol := reftest.Tolerance(dt, dev)
 	key := "linear/" + c.DType
 
 	require.NoError(t, torch.ManualSeed(c.Seed))
@@ -388,15 +205,15 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	t.Cleanup(func() { module.Close(l) })
 
 	// Seeded initialisation, bit for bit.
-	requireBitwise(t, l.Weight, refs.get(t, c, "weight"), "weight")
+	reftest.RequireBitwise(t, "weight", l.Weight, refs.get(t, c, "weight"))
 	if c.Bias {
-		requireBitwise(t, l.Bias, refs.get(t, c, "bias"), "bias")
+		reftest.RequireBitwise(t, "bias", l.Bias, refs.get(t, c, "bias"))
 	} else {
 		require.Nil(t, l.Bias)
 		require.False(t, refs.has(c, "bias"))
 	}
-	requireBitwise(t, l.LoraA, refs.get(t, c, "lora_a"), "lora_a")
-	require.Equal(t, make([]float64, c.Out*c.R), f64s(t, l.LoraB), "lora_b starts at zero")
+	reftest.RequireBitwise(t, "lora_a", l.LoraA, refs.get(t, c, "lora_a"))
+	require.Equal(t, make([]float64, c.Out*c.R), reftest.Float64s(t, l.LoraB), "lora_b starts at zero")
 	require.Equal(t, dt, l.LoraB.DType())
 	require.Equal(t, []int64{c.Out, c.R}, l.LoraB.Shape())
 
@@ -444,10 +261,10 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	base, err := torch.Linear(x, l.Weight, l.Bias)
 	require.NoError(t, err)
 	defer base.Close()
-	requireExact(t, y0, base, "output at init vs torch.Linear(x, W, b)")
+	reftest.RequireExact(t, "output at init vs torch.Linear(x, W, b)", y0, base)
 	// Against PyTorch the usual tolerance applies: libtorch 2.x may pick a
 	// different BLAS blocking (thread count) than the generator did.
-	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
+	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
 
 	// Train-time pass with a non-zero lora_b, on the test device.
 	if dev.IsCUDA() {
@@ -483,18 +300,18 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 
 func TestEmbeddingParity(t *testing.T) {
 	refs := loadRefs(t, "embedding.safetensors")
-	dev := testDevice(t)
+	dev := reftest.Device(t)
 	t.Logf("device %v, %d cases", dev, len(refs.cases))
 	require.GreaterOrEqual(t, len(refs.cases), 8)
 	for _, c := range refs.cases {
 		t.Run(c.Name, func(t *testing.T) { embeddingCase(t, refs, c, dev) })
 	}
-	logMaxErr(t, "embedding")
+	maxErr.Log(t, "embedding/")
 }
 
 func embeddingCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	dt := c.dtype()
-	tol := tolerance(dt, dev)
+	tol := reftest.Tolerance(dt, dev)
 	key := "embedding/" + c.DType
 
 	require.NoError(t, torch.ManualSeed(c.Seed))
@@ -502,10 +319,10 @@ func embeddingCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	require.NoError(t, err)
 	t.Cleanup(func() { module.Close(e) })
 
-	requireBitwise(t, e.Weight, refs.get(t, c, "weight"), "weight")
-	requireBitwise(t, e.LoraA, refs.get(t, c, "lora_a"), "lora_a")
+	reftest.RequireBitwise(t, "weight", e.Weight, refs.get(t, c, "weight"))
+	reftest.RequireBitwise(t, "lora_a", e.LoraA, refs.get(t, c, "lora_a"))
 	require.Equal(t, []int64{c.Dim, c.R}, e.LoraB.Shape())
-	require.Equal(t, make([]float64, c.Dim*c.R), f64s(t, e.LoraB), "lora_b starts at zero")
+	require.Equal(t, make([]float64, c.Dim*c.R), reftest.Float64s(t, e.LoraB), "lora_b starts at zero")
 
 	require.Equal(t, c.R, e.Rank())
 	require.Equal(t, c.alpha(), e.Alpha())
@@ -529,10 +346,10 @@ func embeddingCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	base, err := torch.Embedding(x, e.Weight)
 	require.NoError(t, err)
 	defer base.Close()
-	requireExact(t, y0, base, "output at init vs torch.Embedding(x, W)")
+	reftest.RequireExact(t, "output at init vs torch.Embedding(x, W)", y0, base)
 	// Against PyTorch the usual tolerance applies: libtorch 2.x may pick a
 	// different BLAS blocking (thread count) than the generator did.
-	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
+	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
 
 	if dev.IsCUDA() {
 		require.NoError(t, module.To(e, dev))

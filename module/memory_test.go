@@ -10,13 +10,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
 
 func TestNoLeakBuildAndClose(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "net.safetensors")
-	start := settle()
+	start := reftest.SettledLiveTensors()
 	for i := 0; i < 20; i++ {
 		n := newNet(t, uint64(i))
 		require.Equal(t, start+len(netOrder), torch.LiveTensors(), "one handle per parameter")
@@ -61,7 +62,7 @@ func TestNoLeakForward(t *testing.T) {
 	x := torch.Must(torch.Randn([]int64{3, 4}))
 	defer x.Close()
 
-	start := settle()
+	start := reftest.SettledLiveTensors()
 	for i := 0; i < 1000; i++ {
 		y, err := n.Forward(ids)
 		require.NoError(t, err)

@@ -4,11 +4,11 @@ package module_test
 
 import (
 	"errors"
-	"fmt"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
@@ -22,7 +22,7 @@ func TestLinearInitMatchesPyTorch(t *testing.T) {
 		Seed    uint64
 		DType   string
 	}
-	r.cases("linear", &cases)
+	r.DecodeMeta(t, "linear", &cases)
 	require.NotEmpty(t, cases)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -33,12 +33,12 @@ func TestLinearInitMatchesPyTorch(t *testing.T) {
 			defer module.Close(l)
 			require.Equal(t, c.In, l.InFeatures())
 			require.Equal(t, c.Out, l.OutFeatures())
-			requireBitwise(t, "weight", l.Weight, r.get(c.Name+".weight"))
+			reftest.RequireBitwise(t, "weight", l.Weight, r.Tensor(t, c.Name+".weight"))
 			if c.Bias {
-				requireBitwise(t, "bias", l.Bias, r.get(c.Name+".bias"))
+				reftest.RequireBitwise(t, "bias", l.Bias, r.Tensor(t, c.Name+".bias"))
 			} else {
 				require.Nil(t, l.Bias)
-				require.False(t, r.has(c.Name+".bias"))
+				require.False(t, r.Has(c.Name+".bias"))
 			}
 			require.True(t, l.Weight.RequiresGrad())
 			if c.Bias {
@@ -59,7 +59,7 @@ func TestEmbeddingInitMatchesPyTorch(t *testing.T) {
 		Seed     uint64
 		DType    string
 	}
-	r.cases("embedding", &cases)
+	r.DecodeMeta(t, "embedding", &cases)
 	require.NotEmpty(t, cases)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -68,13 +68,13 @@ func TestEmbeddingInitMatchesPyTorch(t *testing.T) {
 			e, err := module.NewEmbedding(c.Num, c.Dim, torch.WithDType(dt))
 			require.NoError(t, err)
 			defer module.Close(e)
-			requireBitwise(t, "weight", e.Weight, r.get(c.Name+".weight"))
+			reftest.RequireBitwise(t, "weight", e.Weight, r.Tensor(t, c.Name+".weight"))
 			require.True(t, e.Weight.RequiresGrad())
 			require.Equal(t, []string{"weight"}, names(e))
-			out, err := e.Forward(r.get(c.Name + ".ids"))
+			out, err := e.Forward(r.Tensor(t, c.Name+".ids"))
 			require.NoError(t, err)
 			defer out.Close()
-			requireBitwise(t, "lookup", out, r.get(c.Name+".out"))
+			reftest.RequireBitwise(t, "lookup", out, r.Tensor(t, c.Name+".out"))
 		})
 	}
 }
@@ -86,7 +86,7 @@ func TestLayerNormMatchesPyTorch(t *testing.T) {
 		Shape []int64
 		DType string
 	}
-	r.cases("layernorm", &cases)
+	r.DecodeMeta(t, "layernorm", &cases)
 	require.NotEmpty(t, cases)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
@@ -104,25 +104,25 @@ func TestLayerNormMatchesPyTorch(t *testing.T) {
 				require.Equal(t, dt, p.Tensor.DType(), p.Name)
 				require.Equal(t, c.Shape, p.Tensor.Shape(), p.Name)
 			}
-			for _, v := range floats(t, n.Weight) {
+			for _, v := range reftest.Float64s(t, n.Weight) {
 				require.Equal(t, 1.0, v)
 			}
-			for _, v := range floats(t, n.Bias) {
+			for _, v := range reftest.Float64s(t, n.Bias) {
 				require.Equal(t, 0.0, v)
 			}
 
-			require.NoError(t, n.Weight.Copy_(r.get(c.Name+".weight")))
-			require.NoError(t, n.Bias.Copy_(r.get(c.Name+".bias")))
+			require.NoError(t, n.Weight.Copy_(r.Tensor(t, c.Name+".weight")))
+			require.NoError(t, n.Bias.Copy_(r.Tensor(t, c.Name+".bias")))
 			require.True(t, n.Weight.RequiresGrad(), "Copy_ keeps the parameter a trainable leaf")
-			x := leaf(t, r.get(c.Name+".x"))
+			x := leaf(t, r.Tensor(t, c.Name+".x"))
 			out, err := n.Forward(x)
 			require.NoError(t, err)
 			defer out.Close()
-			e := requireClose(t, "forward", out, r.get(c.Name+".out"))
-			weightedBackward(t, out, r.get(c.Name+".w"))
-			ex := requireGradClose(t, "grad x", x, r.get(c.Name+".grad_x"))
-			ew := requireGradClose(t, "grad weight", n.Weight, r.get(c.Name+".grad_weight"))
-			eb := requireGradClose(t, "grad bias", n.Bias, r.get(c.Name+".grad_bias"))
+			e := requireClose(t, "forward", out, r.Tensor(t, c.Name+".out"))
+			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
+			ex := requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
+			ew := requireGradClose(t, "grad weight", n.Weight, r.Tensor(t, c.Name+".grad_weight"))
+			eb := requireGradClose(t, "grad bias", n.Bias, r.Tensor(t, c.Name+".grad_bias"))
 			t.Logf("relative errors: out %.3g, grad x %.3g, grad weight %.3g, grad bias %.3g", e, ex, ew, eb)
 		})
 	}
@@ -136,28 +136,28 @@ func TestDropoutMatchesPyTorch(t *testing.T) {
 		Seed  uint64
 		DType string
 	}
-	r.cases("dropout", &cases)
+	r.DecodeMeta(t, "dropout", &cases)
 	require.NotEmpty(t, cases)
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) {
 			d, err := module.NewDropout(c.P)
 			require.NoError(t, err)
 			require.True(t, d.Training())
-			x := leaf(t, r.get(c.Name+".x"))
+			x := leaf(t, r.Tensor(t, c.Name+".x"))
 
 			require.NoError(t, torch.ManualSeed(c.Seed))
 			out, err := d.Forward(x)
 			require.NoError(t, err)
 			defer out.Close()
-			want := r.get(c.Name + ".out")
+			want := r.Tensor(t, c.Name+".out")
 			// Same mask as F.dropout under the same seed.
-			g, w := floats(t, out), floats(t, want)
+			g, w := reftest.Float64s(t, out), reftest.Float64s(t, want)
 			for i := range w {
 				require.Equal(t, w[i] == 0, g[i] == 0, "element %d: mask differs from PyTorch", i)
 			}
 			requireClose(t, "forward", out, want)
-			weightedBackward(t, out, r.get(c.Name+".w"))
-			requireGradClose(t, "grad x", x, r.get(c.Name+".grad_x"))
+			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
+			requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
 
 			// In eval mode the same module is the identity.
 			module.Eval(d)
@@ -165,7 +165,7 @@ func TestDropoutMatchesPyTorch(t *testing.T) {
 			id, err := d.Forward(x)
 			require.NoError(t, err)
 			defer id.Close()
-			requireBitwise(t, "eval", id, x)
+			reftest.RequireBitwise(t, "eval", id, x)
 		})
 	}
 }
@@ -181,7 +181,7 @@ func TestSequentialMatchesPyTorch(t *testing.T) {
 		DType  string
 		Params []string
 	}
-	r.cases("seq", &raw)
+	r.DecodeMeta(t, "seq", &raw)
 	require.NotEmpty(t, raw)
 	for _, c := range raw {
 		t.Run(c.Name, func(t *testing.T) {
@@ -206,19 +206,19 @@ func TestSequentialMatchesPyTorch(t *testing.T) {
 			defer module.Close(seq)
 			require.Equal(t, c.Params, names(seq), "parameter names follow nn.Sequential")
 			for _, p := range module.NamedParameters(seq) {
-				requireBitwise(t, "init "+p.Name, p.Tensor, r.get(c.Name+".param."+p.Name))
+				reftest.RequireBitwise(t, "init "+p.Name, p.Tensor, r.Tensor(t, c.Name+".param."+p.Name))
 			}
 
-			x := leaf(t, r.get(c.Name+".x"))
+			x := leaf(t, r.Tensor(t, c.Name+".x"))
 			require.NoError(t, torch.ManualSeed(c.Seed+1))
 			out, err := seq.Forward(x)
 			require.NoError(t, err)
 			defer out.Close()
-			e := requireClose(t, "forward", out, r.get(c.Name+".out"))
-			weightedBackward(t, out, r.get(c.Name+".w"))
-			worst := requireGradClose(t, "grad x", x, r.get(c.Name+".grad_x"))
+			e := requireClose(t, "forward", out, r.Tensor(t, c.Name+".out"))
+			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
+			worst := requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
 			for _, p := range module.NamedParameters(seq) {
-				ep := requireGradClose(t, "grad "+p.Name, p.Tensor, r.get(c.Name+".grad."+p.Name))
+				ep := requireGradClose(t, "grad "+p.Name, p.Tensor, r.Tensor(t, c.Name+".grad."+p.Name))
 				worst = max(worst, ep)
 			}
 			t.Logf("relative errors: forward %.3g, worst gradient %.3g", e, worst)
@@ -310,7 +310,7 @@ func (n *Net) Forward(ids *torch.Tensor) (*torch.Tensor, error) {
 func TestLoadPythonStateDict(t *testing.T) {
 	r := loadRefs(t)
 	var order []string
-	r.cases("net_order", &order)
+	r.DecodeMeta(t, "net_order", &order)
 	require.Equal(t, netOrder, order, "the hand-written order is PyTorch's named_parameters order")
 
 	n := newNet(t, 5)
@@ -324,14 +324,14 @@ func TestLoadPythonStateDict(t *testing.T) {
 	require.Equal(t, "pt", meta["format"])
 	require.Equal(t, order, sortedByOrder(sortedKeys(file), order))
 	for _, p := range module.NamedParameters(n) {
-		requireBitwise(t, p.Name, p.Tensor, file[p.Name])
+		reftest.RequireBitwise(t, p.Name, p.Tensor, file[p.Name])
 		require.True(t, p.Trainable, "%s: Load keeps parameters trainable", p.Name)
 	}
 
-	out, err := n.Forward(r.get("net.ids"))
+	out, err := n.Forward(r.Tensor(t, "net.ids"))
 	require.NoError(t, err)
 	defer out.Close()
-	e := requireClose(t, "forward after Load", out, r.get("net.out"))
+	e := requireClose(t, "forward after Load", out, r.Tensor(t, "net.out"))
 	t.Logf("relative error of the loaded model's forward: %.3g", e)
 }
 
@@ -394,13 +394,13 @@ func TestNetFloat64(t *testing.T) {
 	for _, p := range module.NamedParameters(n) {
 		require.Equal(t, torch.Float64, p.Tensor.DType(), p.Name)
 	}
-	out, err := n.Forward(r.get("net.ids"))
+	out, err := n.Forward(r.Tensor(t, "net.ids"))
 	require.NoError(t, err)
 	defer out.Close()
 	// The reference is a float32 forward: compare at float32 precision.
-	want := r.get("net.out")
+	want := r.Tensor(t, "net.out")
 	got32 := torch.Must(out.To(torch.Float32))
 	defer got32.Close()
-	e := relErr(floats(t, got32), floats(t, want))
-	require.LessOrEqual(t, e, 1e-5, fmt.Sprintf("float64 forward vs float32 PyTorch: %.3g", e))
+	e := reftest.RequireClose(t, "float64 forward vs float32 PyTorch", got32, want, 1e-5)
+	t.Logf("relative error of the float64 forward: %.3g", e)
 }

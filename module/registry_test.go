@@ -9,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
@@ -309,7 +310,7 @@ func TestDropoutModes(t *testing.T) {
 	y := torch.Must(m.Drop.Forward(x))
 	defer y.Close()
 	zeros := 0
-	for i, v := range floats(t, y) {
+	for i, v := range reftest.Float64s(t, y) {
 		require.True(t, v == 0 || v == 2, "element %d = %v", i, v)
 		if v == 0 {
 			zeros++
@@ -320,11 +321,11 @@ func TestDropoutModes(t *testing.T) {
 	// Two draws differ; reseeding reproduces them.
 	y2 := torch.Must(m.Drop.Forward(x))
 	defer y2.Close()
-	require.NotEqual(t, floats(t, y), floats(t, y2))
+	require.NotEqual(t, reftest.Float64s(t, y), reftest.Float64s(t, y2))
 	require.NoError(t, torch.ManualSeed(0))
 	y3 := torch.Must(m.Drop.Forward(x))
 	defer y3.Close()
-	require.Equal(t, floats(t, y), floats(t, y3))
+	require.Equal(t, reftest.Float64s(t, y), reftest.Float64s(t, y3))
 
 	// Eval: identity, as a new handle that outlives closing x's twin.
 	module.Eval(m)
@@ -343,12 +344,12 @@ func TestDropoutModes(t *testing.T) {
 	require.NoError(t, torch.ManualSeed(123))
 	b := torch.Must(m.Body.Forward(in))
 	defer b.Close()
-	requireBitwise(t, "eval is deterministic", a, b)
+	reftest.RequireBitwise(t, "eval is deterministic", a, b)
 	h := torch.Must(m.Body.Layers[0].Forward(in))
 	defer h.Close()
 	direct := torch.Must(m.Body.Layers[2].Forward(h))
 	defer direct.Close()
-	requireBitwise(t, "eval skips dropout", a, direct)
+	reftest.RequireBitwise(t, "eval skips dropout", a, direct)
 
 	// p = 0 and p = 1 in training mode.
 	module.Train(m)
@@ -372,7 +373,7 @@ func TestToFloat64KeepsTrainability(t *testing.T) {
 	before := map[string][]float64{}
 	trainable := map[string]bool{}
 	for _, p := range module.NamedParameters(n) {
-		before[p.Name] = floats(t, p.Tensor)
+		before[p.Name] = reftest.Float64s(t, p.Tensor)
 		trainable[p.Name] = p.Trainable
 	}
 	oldPos := n.Pos
@@ -386,7 +387,7 @@ func TestToFloat64KeepsTrainability(t *testing.T) {
 	for _, p := range module.NamedParameters(n) {
 		require.Equal(t, torch.Float64, p.Tensor.DType(), p.Name)
 		require.Equal(t, trainable[p.Name], p.Trainable, p.Name)
-		require.Equal(t, before[p.Name], floats(t, p.Tensor), "%s: float32 values convert exactly", p.Name)
+		require.Equal(t, before[p.Name], reftest.Float64s(t, p.Tensor), "%s: float32 values convert exactly", p.Name)
 	}
 	// Converted parameters are leaves: backward fills their gradients.
 	ids := torch.Must(torch.FromSlice([]int64{1, 2, 3}))
@@ -413,7 +414,7 @@ func TestToFloat64KeepsTrainability(t *testing.T) {
 	require.NoError(t, module.To(n, torch.Float32))
 	for _, p := range module.NamedParameters(n) {
 		require.Equal(t, torch.Float32, p.Tensor.DType(), p.Name)
-		require.Equal(t, before[p.Name], floats(t, p.Tensor), p.Name)
+		require.Equal(t, before[p.Name], reftest.Float64s(t, p.Tensor), p.Name)
 	}
 	// A device target: CPU to CPU keeps everything.
 	require.NoError(t, module.To(n, torch.CPU))

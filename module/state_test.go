@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
@@ -52,7 +53,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	defer ya.Close()
 	yb := torch.Must(b.Forward(ids))
 	defer yb.Close()
-	requireBitwise(t, "forward", yb, ya)
+	reftest.RequireBitwise(t, "forward", yb, ya)
 }
 
 // scalarModel has a 0-d parameter.
@@ -89,7 +90,7 @@ func TestLoadStateDictConvertsDType(t *testing.T) {
 		require.Equal(t, torch.Float32, p.Tensor.DType(), "%s keeps the model's dtype", p.Name)
 		src := module.StateDict(a)[p.Name]
 		want := torch.Must(src.To(torch.Float32))
-		requireBitwise(t, p.Name, p.Tensor, want)
+		reftest.RequireBitwise(t, p.Name, p.Tensor, want)
 		want.Close()
 	}
 }

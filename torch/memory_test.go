@@ -9,6 +9,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/torch"
 )
 
@@ -17,7 +18,7 @@ import (
 // back to where it started.
 
 func TestNoLeakOpsLoop(t *testing.T) {
-	start := settledLiveTensors()
+	start := reftest.SettledLiveTensors()
 	a := try(torch.Randn([]int64{8, 8})).must(t)
 	b := try(torch.Randn([]int64{8, 8})).must(t)
 
@@ -42,7 +43,7 @@ func TestNoLeakOpsLoop(t *testing.T) {
 }
 
 func TestNoLeakBackwardLoop(t *testing.T) {
-	start := settledLiveTensors()
+	start := reftest.SettledLiveTensors()
 	w := try(torch.Randn([]int64{16, 8})).must(t)
 	x := try(torch.Randn([]int64{4, 8})).must(t)
 	require.NoError(t, w.SetRequiresGrad(true))
@@ -95,7 +96,7 @@ func TestNoLeakBadSafetensors(t *testing.T) {
 
 	huge := writeFile(t, "huge.safetensors", binary.LittleEndian.AppendUint64(nil, 10_000_000_000))
 
-	start := settledLiveTensors()
+	start := reftest.SettledLiveTensors()
 	for i := 0; i < 20; i++ {
 		for _, p := range []string{unsupported, truncated, huge} {
 			ts, _, err := torch.LoadSafetensors(p)

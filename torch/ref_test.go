@@ -1,27 +1,26 @@
 package torch_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"path/filepath"
 	"reflect"
 	"runtime"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/torch"
 )
 
 // Reference tests: torch/testdata/gen_refs.py runs every op of the Go API
 // in PyTorch and stores inputs, outputs, a fixed loss weight per float
 // output and the gradients of loss = Σ_j (out_j · w_j).sum(). These tests
-// replay each case through golora and compare (see helpers_test.go for the
-// tolerances and the definition of relative error).
+// replay each case through golora and compare (see helpers_test.go and
+// internal/reftest for the tolerances and the definition of relative error).
 //
 // Regenerate the files with `/usr/bin/python3 torch/testdata/gen_refs.py`.
 
@@ -386,62 +385,28 @@ var refOps = map[string]refOp{
 	}),
 }
 
-// refFile is a loaded reference file.
+// refFile is a loaded reference file and its cases.
 type refFile struct {
-	name    string
-	tensors map[string]*torch.Tensor
-	meta    map[string]string
-	cases   []refCase
+	*reftest.File
+	cases []refCase
 }
 
 func loadRefFile(t *testing.T, name string) *refFile {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	ts, meta, err := torch.LoadSafetensors(path)
-	require.NoErrorf(t, err, "%s: regenerate with `/usr/bin/python3 torch/testdata/gen_refs.py`", path)
-	t.Cleanup(func() { torch.CloseMap(ts) })
+	f := reftest.Load(t, filepath.Join("testdata", name), "/usr/bin/python3 torch/testdata/gen_refs.py")
 	var cases []refCase
-	require.NoErrorf(t, json.Unmarshal([]byte(meta["cases"]), &cases), "%s: metadata \"cases\"", path)
-	require.NotEmptyf(t, cases, "%s: no cases", path)
-	return &refFile{name: name, tensors: ts, meta: meta, cases: cases}
+	f.DecodeMeta(t, "cases", &cases)
+	require.NotEmptyf(t, cases, "%s: no cases", f.Path)
+	return &refFile{File: f, cases: cases}
 }
 
 func (f *refFile) tensor(t *testing.T, c refCase, kind string, i int) *torch.Tensor {
 	t.Helper()
-	x, ok := f.tensors[fmt.Sprintf("%s.%s.%d", c.Name, kind, i)]
-	require.Truef(t, ok, "%s: case %s has no tensor %s.%d", f.name, c.Name, kind, i)
-	return x
-}
-
-// refStats records the largest relative error seen per dtype, device and
-// kind (value or grad), with the case that produced it.
-type refStats map[string]struct {
-	err  float64
-	name string
-}
-
-func (s refStats) add(key, name string, e float64) {
-	if cur, ok := s[key]; !ok || e > cur.err {
-		s[key] = struct {
-			err  float64
-			name string
-		}{e, name}
-	}
-}
-
-func (s refStats) log(t *testing.T) {
-	keys := make([]string, 0, len(s))
-	for k := range s {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		t.Logf("max relative error %-22s %.3g (%s)", k, s[k].err, s[k].name)
-	}
+	return f.Tensor(t, fmt.Sprintf("%s.%s.%d", c.Name, kind, i))
 }
 
 // runRef replays one case on dev and compares its outputs and gradients.
-func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats refStats) {
+func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftest.MaxErrors) {
 	t.Helper()
 	op, ok := refOps[c.Op]
 	require.Truef(t, ok, "case %s: op %q has no Go runner in refOps", c.Name, c.Op)
@@ -495,10 +460,10 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats refStat
 		want := f.tensor(t, c, "out", j)
 		e := compare(t, fmt.Sprintf("%s out %d", c.Name, j), o, want, c.Exact, tolerance(want.DType(), dev, c.Op))
 		if want.DType().IsFloat() {
-			stats.add(fmt.Sprintf("%v/%v/value", want.DType(), dev), c.Name, e)
+			stats.Note(fmt.Sprintf("%v/%v/value", want.DType(), dev), c.Name, e)
 		}
 
-		w, ok := f.tensors[fmt.Sprintf("%s.w.%d", c.Name, j)]
+		w, ok := f.Tensors[fmt.Sprintf("%s.w.%d", c.Name, j)]
 		if !ok {
 			continue
 		}
@@ -525,19 +490,19 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats refStat
 		closeLater(t, g)
 		want := f.tensor(t, c, "grad", i)
 		e := compare(t, fmt.Sprintf("%s grad %d", c.Name, i), g, want, c.Exact, tolerance(want.DType(), dev, c.Op))
-		stats.add(fmt.Sprintf("%v/%v/grad", want.DType(), dev), c.Name, e)
+		stats.Note(fmt.Sprintf("%v/%v/grad", want.DType(), dev), c.Name, e)
 	}
 }
 
 func runRefFile(t *testing.T, name string) {
 	f := loadRefFile(t, name)
-	dev := testDevice(t)
-	stats := refStats{}
+	dev := reftest.Device(t)
+	stats := &reftest.MaxErrors{}
 	for _, c := range f.cases {
 		t.Run(c.Name, func(t *testing.T) { runRef(t, f, c, dev, stats) })
 	}
 	t.Logf("%s: %d cases on %v (torch %s)", name, len(f.cases), dev, torch.Version())
-	stats.log(t)
+	stats.Log(t, "")
 }
 
 func TestRefOpsFloat32(t *testing.T) { runRefFile(t, "ops_float32.safetensors") }
@@ -613,7 +578,7 @@ func sumCounts(m map[string]int) int {
 // API behaviour: handles, queries, conversions, autograd, safetensors.
 
 func TestCloseIdempotent(t *testing.T) {
-	start := settledLiveTensors()
+	start := reftest.SettledLiveTensors()
 	x := try(torch.Ones([]int64{2, 2})).must(t)
 	assert.False(t, x.Closed())
 	assert.Equal(t, start+1, torch.LiveTensors())
@@ -1054,6 +1019,6 @@ func TestInteropPythonFile(t *testing.T) {
 
 	// The reference files carry their generator's metadata too.
 	f := loadRefFile(t, "ops_float32.safetensors")
-	assert.Equal(t, "float32", f.meta["dtype"])
-	assert.Equal(t, "torch/testdata/gen_refs.py", f.meta["generator"])
+	assert.Equal(t, "float32", f.Meta["dtype"])
+	assert.Equal(t, "torch/testdata/gen_refs.py", f.Meta["generator"])
 }

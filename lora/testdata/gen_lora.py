@@ -53,27 +53,24 @@ and, per case, the tensors
 
 The output is deterministic: x, lora_b and g come from a private seeded
 generator, the parameters from torch.manual_seed(seed). The safetensors
-writer is our own (the safetensors package is not needed): 8-byte
-little-endian header length, JSON header padded with spaces to a multiple
-of 8, then the data back to back.
+writer, the private generator and the deterministic setup are shared with
+the other generators: internal/reftest/refs.py.
 """
 
 import json
 import math
 import os
-import struct
+import sys
 
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "reftest"))
+import refs  # noqa: E402
+from refs import write_safetensors  # noqa: E402
 
-ST_DTYPES = {
-    torch.float32: "F32",
-    torch.float64: "F64",
-    torch.int64: "I64",
-    torch.int32: "I32",
-}
+HERE = refs.here(__file__)
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 INDEX_DTYPES = {"int64": torch.int64, "int32": torch.int32}
 
@@ -154,52 +151,14 @@ class Embedding(nn.Module):
 
 
 # ---------------------------------------------------------------------------
-# Safetensors writer.
-
-
-def tensor_bytes(t):
-    return t.detach().contiguous().cpu().numpy().tobytes()
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """Write tensors (a list of (name, tensor)) in the safetensors format."""
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
-    offset = 0
-    seen = set()
-    for name, t in tensors:
-        assert name not in seen, name
-        seen.add(name)
-        b = tensor_bytes(t)
-        header[name] = {
-            "dtype": ST_DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(b)],
-        }
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)  # pad so the data starts 8-aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
-
-
-# ---------------------------------------------------------------------------
 # Inputs come from a private generator so that they never disturb (or
 # depend on) the seeded default generator the parameters are drawn from.
 
-G = torch.Generator().manual_seed(20250611)
+D = refs.Draws(20250611)
 
 
 def randn(shape, dt):
-    return torch.randn(shape, generator=G, dtype=dt)
+    return D.randn(shape, dt)
 
 
 def alpha_meta(alpha):
@@ -289,7 +248,7 @@ def linear_case(dname, spec):
 
 def indices(num, shape, idt):
     n = math.prod(shape)
-    idx = torch.randint(0, num, (n,), generator=G, dtype=torch.int64)
+    idx = D.randint(0, num, (n,), torch.int64)
     # Make sure of repeats and of both ends of the table.
     idx[0] = 0
     idx[-1] = num - 1
@@ -360,7 +319,7 @@ def build(kind, specs, make):
 
 
 def main():
-    torch.set_num_threads(1)
+    refs.setup()
     build("linear", LINEAR, linear_case)
     build("embedding", EMBEDDING, embedding_case)
 

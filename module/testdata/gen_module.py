@@ -37,63 +37,34 @@ It writes, under module/testdata/:
 
 The output is deterministic: inputs come from a private seeded generator,
 and seeded constructions reseed the default generator themselves. The
-safetensors writer is our own (the safetensors package is not needed):
-8-byte little-endian header length, JSON header padded with spaces to a
-multiple of 8, then the data back to back.
+safetensors writer, the private generator and the deterministic setup are
+shared with the other generators: internal/reftest/refs.py.
 """
 
 import json
-import math
 import os
-import struct
+import sys
 
 import torch
 import torch.nn as nn
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "reftest"))
+import refs  # noqa: E402
+from refs import write_safetensors  # noqa: E402
 
-torch.set_num_threads(1)
+HERE = refs.here(__file__)
 
-ST_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int64: "I64"}
+refs.setup()
+
 DT_NAMES = {torch.float32: "float32", torch.float64: "float64"}
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
-G = torch.Generator().manual_seed(20240611)
+D = refs.Draws(20240611)
 
 
 def randn(shape, dt):
-    return torch.randn(shape, generator=G, dtype=torch.float64).to(dt)
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """Write tensors (a list of (name, tensor)) in the safetensors format."""
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
-    offset = 0
-    seen = set()
-    for name, t in tensors:
-        assert name not in seen, name
-        seen.add(name)
-        t = t.detach().contiguous().cpu()
-        b = t.numpy().tobytes()
-        header[name] = {
-            "dtype": ST_DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(b)],
-        }
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    h += b" " * (-len(h) % 8)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+    # Drawn in float64 and rounded: float32 and float64 cases share values.
+    return D.randn(shape, dt, draw_dtype=torch.float64)
 
 
 def backward(out, inputs):
@@ -144,7 +115,7 @@ for num, dim, seed, dt in [
     name = "embedding.%dx%d.s%d.%s" % (num, dim, seed, DT_NAMES[dt])
     torch.manual_seed(seed)
     m = nn.Embedding(num, dim, dtype=dt)
-    ids = torch.randint(0, num, (2, 3), generator=G, dtype=torch.int64)
+    ids = D.randint(0, num, (2, 3), torch.int64)
     add(name + ".weight", m.weight)
     add(name + ".ids", ids)
     add(name + ".out", m(ids))

@@ -24,103 +24,58 @@ Every file's "__metadata__" holds "cases": a JSON list of
 
 The output is deterministic: inputs come from a private seeded generator,
 and seeded ops reseed the default generator (torch.manual_seed) themselves.
-The safetensors writer is our own (the safetensors package is not needed):
-8-byte little-endian header length, JSON header, then the data.
+The safetensors writer, the private generator and the deterministic setup
+are shared with the other generators: internal/reftest/refs.py.
 """
 
 import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "reftest"))
+import refs  # noqa: E402
+from refs import write_safetensors  # noqa: E402
 
-ST_DTYPES = {
-    torch.float32: "F32",
-    torch.float64: "F64",
-    torch.float16: "F16",
-    torch.bfloat16: "BF16",
-    torch.int64: "I64",
-    torch.int32: "I32",
-    torch.uint8: "U8",
-    torch.bool: "BOOL",
-}
-
-
-def tensor_bytes(t):
-    t = t.detach().contiguous().cpu()
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().tobytes()
-    return t.numpy().tobytes()
-
-
-def write_safetensors(path, tensors, metadata=None):
-    """Write tensors (a list of (name, tensor)) in the safetensors format."""
-    header = {}
-    if metadata:
-        header["__metadata__"] = {str(k): str(v) for k, v in metadata.items()}
-    blobs = []
-    offset = 0
-    seen = set()
-    for name, t in tensors:
-        assert name not in seen, name
-        seen.add(name)
-        b = tensor_bytes(t)
-        header[name] = {
-            "dtype": ST_DTYPES[t.dtype],
-            "shape": list(t.shape),
-            "data_offsets": [offset, offset + len(b)],
-        }
-        blobs.append(b)
-        offset += len(b)
-    h = json.dumps(header, separators=(",", ":"), sort_keys=False).encode("utf-8")
-    h += b" " * ((8 - len(h) % 8) % 8)  # pad so the data starts 8-aligned
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-    os.replace(tmp, path)
+HERE = refs.here(__file__)
 
 
 # ---------------------------------------------------------------------------
 # Inputs: drawn from a private generator so that the seeded ops (which use
 # the default generator) do not disturb them.
 
-G = torch.Generator().manual_seed(20240607)
+D = refs.Draws(20240607)
 
 
 def randn(shape, dt):
-    return torch.randn(shape, generator=G, dtype=dt)
+    return D.randn(shape, dt)
 
 
 def pos(shape, dt):
     """Values in [0.5, 2.5): safe for sqrt, log, pow bases, divisors."""
-    return torch.rand(shape, generator=G, dtype=dt) * 2 + 0.5
+    return D.rand(shape, dt) * 2 + 0.5
 
 
 def nonzero(shape, dt):
     """Values with |x| in [0.5, 2.5) and a random sign."""
-    sign = torch.randint(0, 2, shape, generator=G).to(dt) * 2 - 1
+    sign = D.randint(0, 2, shape).to(dt) * 2 - 1
     return sign * pos(shape, dt)
 
 
 def halves(shape, dt):
     """Multiples of 0.5 in [-2, 2]: ties for eq/maximum."""
-    return torch.randint(-4, 5, shape, generator=G).to(dt) / 2
+    return D.randint(-4, 5, shape).to(dt) / 2
 
 
 def ints(high, shape, dt=torch.int64):
-    return torch.randint(0, high, shape, generator=G, dtype=dt)
+    return D.randint(0, high, shape, dt)
 
 
 def boolmask(shape, p=0.5):
-    return torch.rand(shape, generator=G) < p
+    return D.rand(shape) < p
 
 
 # ---------------------------------------------------------------------------
@@ -531,7 +486,7 @@ def interop(path):
 
 
 def main():
-    torch.set_num_threads(1)  # reductions in a fixed order
+    refs.setup()  # one thread: reductions in a fixed order
     for dt, fname in [(torch.float32, "ops_float32.safetensors"), (torch.float64, "ops_float64.safetensors")]:
         f = File()
         op_cases(f, dt)
@@ -545,6 +500,4 @@ def main():
 
 
 if __name__ == "__main__":
-    if not torch.__version__.startswith("1.13"):
-        print(f"warning: generated with torch {torch.__version__}, references assume 1.13", file=sys.stderr)
     main()
