@@ -26,13 +26,14 @@ FIND_REF_SCRIPTS = find . \( -name '.?*' -o -name vendor -o -name node_modules \
 FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
 	-o -type f -name '*.go' -print
 
-.PHONY: help install refs test vet example bench fmt-check
+.PHONY: help install refs test test-pytorch vet example bench fmt-check
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
 	@echo "make example    install, then go run ./examples/quickstart"
 	@echo "make refs       regenerate PyTorch reference files (*/testdata/gen_*.py) with $(PYTHON_REFS)"
 	@echo "make test       install, refs, go vet, go test -race"
+	@echo "make test-pytorch PYTHON_TORCH=...  the suite against another PyTorch's libtorch (e.g. a PyPI wheel in a venv)"
 	@echo "make bench      go test -run=NONE -bench=. -benchmem ./..."
 	@echo "make fmt-check  fail if gofmt would change a file"
 
@@ -65,6 +66,12 @@ example: install
 
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem ./...
+
+# Runs the suite against another PyTorch's libtorch, e.g. a venv with the
+# PyPI wheel: make test-pytorch PYTHON_TORCH=/path/to/venv/bin/python3
+test-pytorch:
+	@test -n "$(PYTHON_TORCH)" || { echo "set PYTHON_TORCH=/path/to/python-with-torch" >&2; exit 1; }
+	scripts/test_with_pytorch.sh "$(PYTHON_TORCH)" $(TESTFLAGS)
 
 fmt-check:
 	@set -euo pipefail; \
