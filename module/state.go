@@ -25,6 +25,7 @@ type StateDictError struct {
 	Misshaped  []string // "name: model [4 3], state dict [3 4]"
 }
 
+// Error lists the missing, unexpected and misshaped keys.
 func (e *StateDictError) Error() string {
 	var parts []string
 	if len(e.Missing) > 0 {

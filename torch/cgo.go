@@ -49,6 +49,7 @@ type Error struct {
 	Msg string // libtorch's message, without the C++ backtrace
 }
 
+// Error returns "torch: <Op>: <message>".
 func (e *Error) Error() string { return "torch: " + e.Op + ": " + e.Msg }
 
 // check converts a cg_err into a Go error and frees the C string.
