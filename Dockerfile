@@ -44,4 +44,6 @@ RUN scripts/install_libtorch.sh --cuda=${LIBTORCH_CUDA} --version=${LIBTORCH_VER
       --no-python-refs \
  && go build ./...
 
+# The tests compare against the committed PyTorch references, on the GPU.
+ENV GOLORA_TEST_DEVICE=cuda
 CMD ["go", "test", "-count=1", "./..."]
