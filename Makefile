@@ -26,7 +26,7 @@ FIND_REF_SCRIPTS = find . \( -name '.?*' -o -name vendor -o -name node_modules \
 FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
 	-o -type f -name '*.go' -print
 
-.PHONY: help install refs test test-pytorch vet example bench fmt-check
+.PHONY: help install refs test test-pytorch gpu-bundle vet example bench fmt-check
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
@@ -34,6 +34,7 @@ help:
 	@echo "make refs       regenerate PyTorch reference files (*/testdata/gen_*.py) with $(PYTHON_REFS)"
 	@echo "make test       install, refs, go vet, go test -race"
 	@echo "make test-pytorch PYTHON_TORCH=...  the suite against another PyTorch's libtorch (e.g. a PyPI wheel in a venv)"
+	@echo "make gpu-bundle test binaries in .gpu/ for scripts/gpu_check.sh on a GPU machine"
 	@echo "make bench      go test -run=NONE -bench=. -benchmem ./..."
 	@echo "make fmt-check  fail if gofmt would change a file"
 
@@ -72,6 +73,15 @@ bench:
 test-pytorch:
 	@test -n "$(PYTHON_TORCH)" || { echo "set PYTHON_TORCH=/path/to/python-with-torch" >&2; exit 1; }
 	scripts/test_with_pytorch.sh "$(PYTHON_TORCH)" $(TESTFLAGS)
+
+# Test binaries for a GPU machine without Go (see scripts/gpu_check.sh).
+GPU_PKGS ?= torch module lora internal/safetensors
+gpu-bundle:
+	@mkdir -p .gpu
+	@for p in $(GPU_PKGS); do \
+		echo "gpu-bundle: .gpu/$$(echo $$p | sed 's|/|__|g').test"; \
+		$(GO) test -c -o .gpu/$$(echo $$p | sed 's|/|__|g').test ./$$p || exit 1; \
+	done
 
 fmt-check:
 	@set -euo pipefail; \
