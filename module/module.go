@@ -19,6 +19,12 @@
 //		return m, nil
 //	}
 //
+// Embedding Base also gives a model PyTorch's methods: model.Parameters(true),
+// model.NamedParameters(), model.Train(), model.Eval(),
+// model.To(torch.CUDA(0)), model.StateDict(), model.LoadStateDict(sd),
+// model.Summary(). The package functions of the same names do the same on
+// a Module interface value.
+//
 // Parameter names are dotted paths like PyTorch's named_parameters:
 // "blocks.0.attn.q_proj.lora_a". Children declared with an interface type
 // such as Layer can be replaced in place, which is how lora.Apply injects
