@@ -2,7 +2,7 @@
  * cgotorch.h: the C ABI of golora over libtorch's C++ API.
  *
  * Rules every function follows:
- *   - It returns cg_err: NULL on success, otherwise a heap-allocated,
+ *   - It returns cg_err (const char *): NULL on success, otherwise a heap-allocated,
  *     NUL-terminated message that the caller frees with cg_free_error.
  *   - Results go out through pointer parameters; they are written only on
  *     success.
@@ -28,7 +28,7 @@ extern "C" {
  * The Go package refuses a libcgotorch.so whose version differs. */
 #define CG_ABI_VERSION 1
 
-typedef char *cg_err;
+typedef const char *cg_err;
 typedef struct cg_tensor_s *cg_tensor;
 
 /* dtype codes (match c10::ScalarType where they coincide; do not renumber). */
@@ -49,7 +49,7 @@ enum { CG_CPU = 0, CG_CUDA = 1 };
 /* ---- version.cc: library, errors, devices, threads, seeds ---- */
 int cg_abi_version(void);
 void cg_free_error(cg_err err);
-cg_err cg_torch_version(char **out); /* free with cg_free_error */
+cg_err cg_torch_version(const char **out); /* free with cg_free_error */
 cg_err cg_cuda_is_available(int *out);
 cg_err cg_cuda_device_count(int *out);
 cg_err cg_cuda_synchronize(int device);

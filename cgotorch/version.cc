@@ -64,9 +64,9 @@ extern "C" {
 
 int cg_abi_version(void) { return CG_ABI_VERSION; }
 
-void cg_free_error(cg_err err) { std::free(err); }
+void cg_free_error(cg_err err) { std::free(const_cast<char *>(err)); }
 
-cg_err cg_torch_version(char **out) {
+cg_err cg_torch_version(const char **out) {
   CG_TRY
   *out = cg::dup(TORCH_VERSION);
   CG_CATCH

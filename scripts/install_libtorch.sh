@@ -588,7 +588,7 @@ if command -v "$cc" >/dev/null; then
 #include <stdio.h>
 #include "cgotorch.h"
 int main(void) {
-  char *v = NULL;
+  const char *v = NULL;
   int cuda = 0;
   cg_err e;
   if (cg_abi_version() != CG_ABI_VERSION) {
