@@ -43,7 +43,7 @@ func WithDevice(d torch.Device) Option {
 	return func(c *config) { c.opts = append(c.opts, torch.WithDevice(d)) }
 }
 
-// scaling validates r and α and returns α (r when unset).
+// resolveAlpha validates r and α and returns α (r when unset).
 func (c *config) resolveAlpha(op string, r int64) (float64, error) {
 	if r <= 0 {
 		return 0, fmt.Errorf("lora: %s: rank r must be positive, got %d", op, r)

@@ -122,10 +122,15 @@ func Close(m Module) {
 // creating an optimizer: optimizers hold the old tensors.
 func To(m Module, target torch.Target) error {
 	_, isDType := target.(torch.DType)
+	done := map[*torch.Tensor]*torch.Tensor{} // tied parameters move once
 	for _, nm := range Modules(m) {
 		for _, slot := range nm.Module.Registry().params {
 			old := *slot.p
 			if old == nil {
+				continue
+			}
+			if moved, ok := done[old]; ok {
+				*slot.p = moved
 				continue
 			}
 			if isDType && !old.DType().IsFloat() {
@@ -146,6 +151,7 @@ func To(m Module, target torch.Target) error {
 				return fmt.Errorf("module: To: %s: %w", join(nm.Name, slot.name), err)
 			}
 			*slot.p = moved
+			done[old] = moved
 			old.Close()
 		}
 	}

@@ -109,6 +109,12 @@ func TestSharedParameterListedOnce(t *testing.T) {
 	total, trainable := module.Count(m)
 	require.Equal(t, int64(40), total)
 	require.Equal(t, int64(40), trainable)
+
+	// To converts the shared tensor once and both layers keep sharing it.
+	require.NoError(t, module.To(m, torch.Float64))
+	require.Same(t, m.Emb.Weight, m.Out.Weight)
+	require.Equal(t, torch.Float64, m.Out.Weight.DType())
+	require.False(t, m.Out.Weight.Closed())
 }
 
 // optional has children that may be absent.
