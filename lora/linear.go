@@ -22,9 +22,10 @@ type Linear struct {
 	LoraA  *torch.Tensor // A, r×in, trainable
 	LoraB  *torch.Tensor // B, out×r, trainable
 
-	r      int64
-	alpha  float64
-	merged bool
+	r       int64
+	in, out int64 // k and d, kept so Forward needs no shape query
+	alpha   float64
+	merged  bool
 }
 
 // NewLinear returns a LoRA linear layer of rank r.
@@ -111,7 +112,7 @@ func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lora: creating A and B: %w", err)
 	}
-	l := &Linear{Weight: w, Bias: b, LoraA: a, LoraB: bm, r: r, alpha: alpha}
+	l := &Linear{Weight: w, Bias: b, LoraA: a, LoraB: bm, r: r, in: in, out: out, alpha: alpha}
 	l.Param("weight", &l.Weight)
 	l.Param("bias", &l.Bias)
 	l.Param("lora_a", &l.LoraA)
@@ -129,10 +130,10 @@ func (l *Linear) Alpha() float64 { return l.alpha }
 func (l *Linear) Scaling() float64 { return l.alpha / float64(l.r) }
 
 // InFeatures returns k, the input width.
-func (l *Linear) InFeatures() int64 { return l.LoraA.Shape()[1] }
+func (l *Linear) InFeatures() int64 { return l.in }
 
 // OutFeatures returns d, the output width.
-func (l *Linear) OutFeatures() int64 { return l.LoraB.Shape()[0] }
+func (l *Linear) OutFeatures() int64 { return l.out }
 
 // Merged reports whether B·A·α/r is currently folded into W0.
 func (l *Linear) Merged() bool { return l.merged }
