@@ -26,7 +26,7 @@ extern "C" {
 
 /* CG_ABI_VERSION changes whenever a signature or an enum value changes.
  * The Go package refuses a libcgotorch.so whose version differs. */
-#define CG_ABI_VERSION 1
+#define CG_ABI_VERSION 2
 
 typedef const char *cg_err;
 typedef struct cg_tensor_s *cg_tensor;
@@ -182,6 +182,80 @@ cg_err cg_fill_(cg_tensor t, double value);
 cg_err cg_kaiming_(cg_tensor t, int normal, double a, int mode,
                    int nonlinearity);
 cg_err cg_xavier_(cg_tensor t, int normal, double gain);
+
+
+/* ---- dispatch.cc: any ATen operator by schema name (table-driven ops) ----
+ *
+ * cg_op_find resolves an operator such as ("aten::cos", "") or
+ * ("aten::add", "Tensor") once; the handle lives as long as the process.
+ * cg_op_call calls it through libtorch's dispatcher (autograd included),
+ * exactly as TorchScript does. Arguments are given in schema order;
+ * trailing arguments that are left out, and any of kind CG_ARG_DEFAULT,
+ * take the schema's default (an error names an argument that has none).
+ * Outputs are flattened: a Tensor, a Tensor[] and tuples of those give
+ * their tensors in order; at most cap handles are written to outs and the
+ * count goes to *nouts (more than cap is an error, nothing leaks). An op
+ * that returns its input (in-place ops, Tensor(a!)) still returns a new
+ * handle to it.
+ */
+typedef struct cg_op_s *cg_op;
+enum {
+  CG_ARG_DEFAULT = 0, /* use the schema's default */
+  CG_ARG_NONE,        /* None, for optional arguments */
+  CG_ARG_TENSOR,      /* t (NULL means None) */
+  CG_ARG_INT,         /* i */
+  CG_ARG_DOUBLE,      /* d */
+  CG_ARG_BOOL,        /* i != 0 */
+  CG_ARG_INTS,        /* ints[0..n) */
+  CG_ARG_DOUBLES,     /* doubles[0..n) */
+  CG_ARG_TENSORS,     /* tensors[0..n) (Tensor[]) */
+  CG_ARG_STRING,      /* s */
+  CG_ARG_DTYPE,       /* i is a CG_* dtype code (ScalarType) */
+  CG_ARG_OPT_TENSORS  /* tensors[0..n), NULL entries are None (Tensor?[]) */
+};
+typedef struct {
+  int kind;
+  int n;
+  int64_t i;
+  double d;
+  cg_tensor t;
+  const int64_t *ints;
+  const double *doubles;
+  const cg_tensor *tensors;
+  const char *s;
+} cg_arg;
+cg_err cg_op_find(const char *name, const char *overload, cg_op *out);
+cg_err cg_op_call(cg_op op, const cg_arg *args, int nargs, cg_tensor *outs,
+                  int cap, int *nouts);
+/* cg_op_schema writes the operator's schema string (free with cg_free_error). */
+cg_err cg_op_schema(cg_op op, const char **out);
+
+/* ---- tensor.cc (v2) ---- */
+/* cg_set_data replaces dst's data with src's (dtype, device, storage) while
+ * keeping dst's identity, like tch's set_data: every handle to dst sees it. */
+cg_err cg_set_data(cg_tensor dst, cg_tensor src);
+/* cg_live_bytes: bytes of storage referenced by live handles (a view counts
+ * its storage again); the Go safety net collects when it grows. */
+int64_t cg_live_bytes(void);
+/* cg_nbytes: numel * element size of t. */
+cg_err cg_nbytes(cg_tensor t, int64_t *out);
+/* cg_from_blob_copy is cg_from_bytes straight into dtype/device: data
+ * (src_dtype, row-major, nbytes) is wrapped without a copy, then converted
+ * once into the target (a CPU tensor of the same dtype is one memcpy). */
+cg_err cg_from_bytes_to(const void *data, size_t nbytes, const int64_t *shape,
+                        int ndim, int src_dtype, int dtype, int device_type,
+                        int device_index, cg_tensor *out);
+
+/* ---- version.cc (v2): RNG state, warnings ---- */
+/* The generator state of a device (CPU, or a CUDA index) as a uint8 tensor,
+ * and back; set validates the state's size. */
+cg_err cg_rng_get_state(int device_type, int device_index, cg_tensor *out);
+cg_err cg_rng_set_state(int device_type, int device_index, cg_tensor state);
+/* cg_set_warning_handler routes libtorch's warnings (TORCH_WARN) to fn,
+ * message without C++ source location; NULL restores stderr. fn may be
+ * called from any thread. */
+typedef void (*cg_warning_fn)(const char *msg, int deprecation);
+cg_err cg_set_warning_handler(cg_warning_fn fn);
 
 #ifdef __cplusplus
 }

@@ -9,60 +9,58 @@ import "runtime"
 
 // SetRequiresGrad turns gradient tracking of a leaf tensor on or off.
 func (t *Tensor) SetRequiresGrad(on bool) error {
-	h, err := t.handle("SetRequiresGrad")
-	if err != nil {
-		return err
+	c := begin("SetRequiresGrad")
+	h := c.in("self", t)
+	if c.ok() {
+		c.check(C.cg_set_requires_grad(h, cbool(on)))
 	}
-	err = check("SetRequiresGrad", C.cg_set_requires_grad(h, cbool(on)))
-	runtime.KeepAlive(t)
-	return err
+	return c.done()
 }
 
-// RequiresGrad reports whether autograd tracks t (false when closed).
+// RequiresGrad reports whether autograd tracks t (false when closed or
+// failed).
 func (t *Tensor) RequiresGrad() bool {
-	h, err := t.handle("RequiresGrad")
-	if err != nil {
-		return false
-	}
+	c := begin("RequiresGrad")
+	h := c.in("self", t)
 	var v C.int
-	err = check("RequiresGrad", C.cg_requires_grad(h, &v))
-	runtime.KeepAlive(t)
-	return err == nil && v != 0
+	if c.ok() {
+		c.check(C.cg_requires_grad(h, &v))
+	}
+	return c.done() == nil && v != 0
 }
 
 // Backward computes the gradients of a scalar t with respect to the leaves
-// that require grad, accumulating them into their Grad.
+// that require grad, accumulating them into their Grad. A failed t returns
+// its error.
 func (t *Tensor) Backward() error { return t.BackwardWith(nil, false) }
 
 // BackwardWith is Backward for non-scalar outputs: grad (nil for scalars)
 // is ∂L/∂t; retainGraph keeps the graph for another backward.
 func (t *Tensor) BackwardWith(grad *Tensor, retainGraph bool) error {
-	hs, err := handles("Backward", arg{"tensor", t, false}, arg{"gradient", grad, true})
-	if err != nil {
-		return err
+	c := begin("Backward")
+	h, hg := c.in("tensor", t), c.opt("gradient", grad)
+	if c.ok() {
+		c.check(C.cg_backward(h, hg, cbool(retainGraph)))
 	}
-	err = check("Backward", C.cg_backward(hs[0], hs[1], cbool(retainGraph)))
-	runtime.KeepAlive(t)
-	runtime.KeepAlive(grad)
-	return err
+	return c.done()
 }
 
-// Grad returns a new handle to t's accumulated gradient, or nil (and no
-// error) when t has none. Close the handle when done; the gradient itself
-// stays attached to t.
-func (t *Tensor) Grad() (*Tensor, error) {
-	h, err := t.handle("Grad")
-	if err != nil {
-		return nil, err
-	}
+// Grad returns a new handle to t's accumulated gradient, or nil when t has
+// none. The handle joins t's scope (none for a parameter: Close it, or let
+// the GC's safety net do so); the gradient itself stays attached to t.
+func (t *Tensor) Grad() *Tensor {
+	c := begin("Grad")
+	h := c.in("self", t)
 	var out C.cg_tensor
 	var defined C.int
-	err = check("Grad", C.cg_grad(h, &out, &defined))
-	runtime.KeepAlive(t)
-	if err != nil || defined == 0 {
-		return nil, err
+	if c.ok() {
+		c.check(C.cg_grad(h, &out, &defined))
 	}
-	return wrap(out, nil)
+	if c.ok() && defined == 0 {
+		c.release()
+		return nil
+	}
+	return c.result(out)
 }
 
 // ZeroGrad zeroes t's gradient in place, keeping its memory.
@@ -72,25 +70,23 @@ func (t *Tensor) ZeroGrad() error { return t.zeroGrad("ZeroGrad", false) }
 func (t *Tensor) ClearGrad() error { return t.zeroGrad("ClearGrad", true) }
 
 func (t *Tensor) zeroGrad(op string, none bool) error {
-	h, err := t.handle(op)
-	if err != nil {
-		return err
+	c := begin(op)
+	h := c.in("self", t)
+	if c.ok() {
+		c.check(C.cg_zero_grad(h, cbool(none)))
 	}
-	err = check(op, C.cg_zero_grad(h, cbool(none)))
-	runtime.KeepAlive(t)
-	return err
+	return c.done()
 }
 
 // Detach returns a tensor sharing t's memory but cut from the graph.
-func (t *Tensor) Detach() (*Tensor, error) {
-	h, err := t.handle("Detach")
-	if err != nil {
-		return nil, err
-	}
+func (t *Tensor) Detach() *Tensor {
+	c := begin("Detach")
+	h := c.in("self", t)
 	var out C.cg_tensor
-	err = check("Detach", C.cg_detach(h, &out))
-	runtime.KeepAlive(t)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_detach(h, &out))
+	}
+	return c.result(out)
 }
 
 // GradEnabled reports whether autograd records operations on the calling

@@ -5,8 +5,6 @@ package torch
 */
 import "C"
 
-import "runtime"
-
 // FanMode selects which fan Kaiming initialisation preserves.
 type FanMode int
 
@@ -30,16 +28,16 @@ const (
 
 // The initialisers run without autograd recording and draw from the
 // default generator in the same order as torch.nn.init, so a seeded run
-// reproduces PyTorch's values bit for bit on CPU.
+// reproduces PyTorch's values bit for bit on CPU. They change t in place
+// and return its error, if any.
 
 func (t *Tensor) initOp(op string, f func(C.cg_tensor) C.cg_err) error {
-	h, err := t.handle(op)
-	if err != nil {
-		return err
+	c := begin(op)
+	h := c.in("tensor", t)
+	if c.ok() {
+		c.check(f(h))
 	}
-	err = check(op, f(h))
-	runtime.KeepAlive(t)
-	return err
+	return c.done()
 }
 
 // Uniform_ fills t with draws from U(lo, hi), like nn.init.uniform_.
@@ -63,29 +61,26 @@ func (t *Tensor) Zeros_() error { return t.Fill_(0) }
 // Ones_ sets t to one.
 func (t *Tensor) Ones_() error { return t.Fill_(1) }
 
-// KaimingUniform_ fills t from U(-b, b) with b = gain·√(3/fan), like
-// nn.init.kaiming_uniform_. nn.Linear uses a=√5, FanIn, LeakyReLU.
+// KaimingUniform_ is nn.init.kaiming_uniform_(t, a, mode, nonlinearity).
 func (t *Tensor) KaimingUniform_(a float64, mode FanMode, nl Nonlinearity) error {
 	return t.initOp("KaimingUniform_", func(h C.cg_tensor) C.cg_err {
 		return C.cg_kaiming_(h, 0, C.double(a), C.int(mode), C.int(nl))
 	})
 }
 
-// KaimingNormal_ fills t from N(0, (gain/√fan)²), like
-// nn.init.kaiming_normal_.
+// KaimingNormal_ is nn.init.kaiming_normal_(t, a, mode, nonlinearity).
 func (t *Tensor) KaimingNormal_(a float64, mode FanMode, nl Nonlinearity) error {
 	return t.initOp("KaimingNormal_", func(h C.cg_tensor) C.cg_err {
 		return C.cg_kaiming_(h, 1, C.double(a), C.int(mode), C.int(nl))
 	})
 }
 
-// XavierUniform_ fills t from U(-b, b) with b = gain·√(6/(fan_in+fan_out)),
-// like nn.init.xavier_uniform_.
+// XavierUniform_ is nn.init.xavier_uniform_(t, gain).
 func (t *Tensor) XavierUniform_(gain float64) error {
 	return t.initOp("XavierUniform_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 0, C.double(gain)) })
 }
 
-// XavierNormal_ fills t from N(0, (gain·√(2/(fan_in+fan_out)))²).
+// XavierNormal_ is nn.init.xavier_normal_(t, gain).
 func (t *Tensor) XavierNormal_(gain float64) error {
 	return t.initOp("XavierNormal_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 1, C.double(gain)) })
 }

@@ -5,8 +5,6 @@ package torch
 */
 import "C"
 
-import "runtime"
-
 // Reduction says how a loss combines its per-element values.
 type Reduction int
 
@@ -17,120 +15,82 @@ const (
 	ReductionSum  Reduction = 2
 )
 
-// handles resolves the handles of op's tensor arguments. Optional ones may
-// be nil; required ones give an error naming the argument.
-type arg struct {
-	name     string
-	t        *Tensor
-	optional bool
-}
-
-func handles(op string, args ...arg) ([]C.cg_tensor, error) {
-	hs := make([]C.cg_tensor, len(args))
-	for i, a := range args {
-		if a.t == nil && a.optional {
-			continue
-		}
-		h, err := a.t.handle(op)
-		if err != nil {
-			return nil, errorf(op, "%s: %s", a.name, err.(*Error).Msg)
-		}
-		hs[i] = h
-	}
-	return hs, nil
-}
-
 // Linear returns x·wᵀ + b like F.linear; x is (…, in), w (out, in), b
 // (out) or nil.
-func Linear(x, w, b *Tensor) (*Tensor, error) {
-	hs, err := handles("Linear", arg{"input", x, false}, arg{"weight", w, false}, arg{"bias", b, true})
-	if err != nil {
-		return nil, err
-	}
+func Linear(x, w, b *Tensor) *Tensor {
+	c := begin("Linear")
+	hx, hw, hb := c.in("input", x), c.in("weight", w), c.opt("bias", b)
 	var out C.cg_tensor
-	err = check("Linear", C.cg_linear(hs[0], hs[1], hs[2], &out))
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(w)
-	runtime.KeepAlive(b)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_linear(hx, hw, hb, &out))
+	}
+	return c.result(out)
 }
+
+// Linear is the method form of Linear: x.Linear(w, b).
+func (t *Tensor) Linear(w, b *Tensor) *Tensor { return Linear(t, w, b) }
 
 // Embedding looks up rows of weight (num, dim) at int64 or int32 indices
 // of any shape, like F.embedding(indices, weight).
-func Embedding(indices, weight *Tensor) (*Tensor, error) {
-	hs, err := handles("Embedding", arg{"indices", indices, false}, arg{"weight", weight, false})
-	if err != nil {
-		return nil, err
-	}
+func Embedding(indices, weight *Tensor) *Tensor {
+	c := begin("Embedding")
+	hi, hw := c.in("indices", indices), c.in("weight", weight)
 	var out C.cg_tensor
-	err = check("Embedding", C.cg_embedding(hs[1], hs[0], &out))
-	runtime.KeepAlive(indices)
-	runtime.KeepAlive(weight)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_embedding(hw, hi, &out))
+	}
+	return c.result(out)
 }
 
 // LoraLinear computes F.linear(x, w, b) + (x·aᵀ·bmᵀ)·scaling in one call:
 // w (out, in), b (out) or nil, a (r, in), bm (out, r).
-func LoraLinear(x, w, b, a, bm *Tensor, scaling float64) (*Tensor, error) {
-	hs, err := handles("LoraLinear", arg{"input", x, false}, arg{"weight", w, false}, arg{"bias", b, true},
-		arg{"lora_a", a, false}, arg{"lora_b", bm, false})
-	if err != nil {
-		return nil, err
-	}
+func LoraLinear(x, w, b, a, bm *Tensor, scaling float64) *Tensor {
+	c := begin("LoraLinear")
+	hx, hw, hb := c.in("input", x), c.in("weight", w), c.opt("bias", b)
+	ha, hbm := c.in("lora_a", a), c.in("lora_b", bm)
 	var out C.cg_tensor
-	err = check("LoraLinear", C.cg_lora_linear(hs[0], hs[1], hs[2], hs[3], hs[4], C.double(scaling), &out))
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(w)
-	runtime.KeepAlive(b)
-	runtime.KeepAlive(a)
-	runtime.KeepAlive(bm)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_lora_linear(hx, hw, hb, ha, hbm, C.double(scaling), &out))
+	}
+	return c.result(out)
 }
 
 // LoraEmbedding computes F.embedding(x, w) + F.embedding(x, aᵀ)·bmᵀ·scaling
 // in one call: w (num, dim), a (r, num), bm (dim, r).
-func LoraEmbedding(x, w, a, bm *Tensor, scaling float64) (*Tensor, error) {
-	hs, err := handles("LoraEmbedding", arg{"indices", x, false}, arg{"weight", w, false},
-		arg{"lora_a", a, false}, arg{"lora_b", bm, false})
-	if err != nil {
-		return nil, err
-	}
+func LoraEmbedding(x, w, a, bm *Tensor, scaling float64) *Tensor {
+	c := begin("LoraEmbedding")
+	hx, hw := c.in("indices", x), c.in("weight", w)
+	ha, hbm := c.in("lora_a", a), c.in("lora_b", bm)
 	var out C.cg_tensor
-	err = check("LoraEmbedding", C.cg_lora_embedding(hs[0], hs[1], hs[2], hs[3], C.double(scaling), &out))
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(w)
-	runtime.KeepAlive(a)
-	runtime.KeepAlive(bm)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_lora_embedding(hx, hw, ha, hbm, C.double(scaling), &out))
+	}
+	return c.result(out)
 }
 
 // LayerNorm normalises over the trailing dims given by shape, then scales
 // by w and shifts by b (either may be nil), like F.layer_norm.
-func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) (*Tensor, error) {
-	hs, err := handles("LayerNorm", arg{"input", x, false}, arg{"weight", w, true}, arg{"bias", b, true})
-	if err != nil {
-		return nil, err
-	}
+func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) *Tensor {
+	c := begin("LayerNorm")
+	hx, hw, hb := c.in("input", x), c.opt("weight", w), c.opt("bias", b)
 	var out C.cg_tensor
-	err = check("LayerNorm", C.cg_layer_norm(hs[0], shapePtr(shape), C.int(len(shape)), hs[1], hs[2], C.double(eps), &out))
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(w)
-	runtime.KeepAlive(b)
-	runtime.KeepAlive(shape)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_layer_norm(hx, shapePtr(shape), C.int(len(shape)), hw, hb, C.double(eps), &out))
+	}
+	return c.result(out)
 }
 
 // Dropout zeroes elements with probability p and scales the rest by
-// 1/(1-p) when train is true; otherwise it returns x unchanged.
-func Dropout(x *Tensor, p float64, train bool) (*Tensor, error) {
-	h, err := x.handle("Dropout")
-	if err != nil {
-		return nil, err
-	}
+// 1/(1-p) when train is true; otherwise it returns x unchanged (as a new
+// handle).
+func Dropout(x *Tensor, p float64, train bool) *Tensor {
+	c := begin("Dropout")
+	h := c.in("input", x)
 	var out C.cg_tensor
-	err = check("Dropout", C.cg_dropout(h, C.double(p), cbool(train), &out))
-	runtime.KeepAlive(x)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_dropout(h, C.double(p), cbool(train), &out))
+	}
+	return c.result(out)
 }
 
 // Conv2dOptions are F.conv2d's stride, padding, dilation and groups. The
@@ -142,11 +102,9 @@ type Conv2dOptions struct {
 
 // Conv2d applies a 2-D convolution: x (N, C, H, W), w (O, C/groups, kH,
 // kW), b (O) or nil.
-func Conv2d(x, w, b *Tensor, o Conv2dOptions) (*Tensor, error) {
-	hs, err := handles("Conv2d", arg{"input", x, false}, arg{"weight", w, false}, arg{"bias", b, true})
-	if err != nil {
-		return nil, err
-	}
+func Conv2d(x, w, b *Tensor, o Conv2dOptions) *Tensor {
+	c := begin("Conv2d")
+	hx, hw, hb := c.in("input", x), c.in("weight", w), c.opt("bias", b)
 	if o.Stride == [2]int64{} {
 		o.Stride = [2]int64{1, 1}
 	}
@@ -157,12 +115,11 @@ func Conv2d(x, w, b *Tensor, o Conv2dOptions) (*Tensor, error) {
 		o.Groups = 1
 	}
 	var out C.cg_tensor
-	err = check("Conv2d", C.cg_conv2d(hs[0], hs[1], hs[2], shapePtr(o.Stride[:]), shapePtr(o.Padding[:]),
-		shapePtr(o.Dilation[:]), C.int64_t(o.Groups), &out))
-	runtime.KeepAlive(x)
-	runtime.KeepAlive(w)
-	runtime.KeepAlive(b)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_conv2d(hx, hw, hb, shapePtr(o.Stride[:]), shapePtr(o.Padding[:]),
+			shapePtr(o.Dilation[:]), C.int64_t(o.Groups), &out))
+	}
+	return c.result(out)
 }
 
 // ScaledDotProductAttention returns softmax(q·kᵀ/√E + mask)·v, like
@@ -170,45 +127,36 @@ func Conv2d(x, w, b *Tensor, o Conv2dOptions) (*Tensor, error) {
 // takes part) or a float tensor added to the scores. isCausal masks the
 // future; dropout applies to the attention weights. libtorch 2.x runs its
 // fused kernels; 1.13 runs the composed form.
-func ScaledDotProductAttention(q, k, v, mask *Tensor, dropout float64, isCausal bool) (*Tensor, error) {
-	hs, err := handles("ScaledDotProductAttention", arg{"query", q, false}, arg{"key", k, false},
-		arg{"value", v, false}, arg{"mask", mask, true})
-	if err != nil {
-		return nil, err
-	}
+func ScaledDotProductAttention(q, k, v, mask *Tensor, dropout float64, isCausal bool) *Tensor {
+	c := begin("ScaledDotProductAttention")
+	hq, hk, hv, hm := c.in("query", q), c.in("key", k), c.in("value", v), c.opt("attn_mask", mask)
 	var out C.cg_tensor
-	err = check("ScaledDotProductAttention", C.cg_sdpa(hs[0], hs[1], hs[2], hs[3], C.double(dropout), cbool(isCausal), &out))
-	runtime.KeepAlive(q)
-	runtime.KeepAlive(k)
-	runtime.KeepAlive(v)
-	runtime.KeepAlive(mask)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_sdpa(hq, hk, hv, hm, C.double(dropout), cbool(isCausal), &out))
+	}
+	return c.result(out)
 }
 
 // CrossEntropy is F.cross_entropy: logits (N, C) or (N, C, …), int64
 // class targets; targets equal to ignoreIndex add nothing (PyTorch's
 // default is -100).
-func CrossEntropy(logits, target *Tensor, ignoreIndex int64, r Reduction) (*Tensor, error) {
-	hs, err := handles("CrossEntropy", arg{"logits", logits, false}, arg{"target", target, false})
-	if err != nil {
-		return nil, err
-	}
+func CrossEntropy(logits, target *Tensor, ignoreIndex int64, r Reduction) *Tensor {
+	c := begin("CrossEntropy")
+	hl, ht := c.in("input", logits), c.in("target", target)
 	var out C.cg_tensor
-	err = check("CrossEntropy", C.cg_cross_entropy(hs[0], hs[1], C.int64_t(ignoreIndex), C.int(r), &out))
-	runtime.KeepAlive(logits)
-	runtime.KeepAlive(target)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_cross_entropy(hl, ht, C.int64_t(ignoreIndex), C.int(r), &out))
+	}
+	return c.result(out)
 }
 
 // MSELoss is F.mse_loss; the shapes must be equal.
-func MSELoss(input, target *Tensor, r Reduction) (*Tensor, error) {
-	hs, err := handles("MSELoss", arg{"input", input, false}, arg{"target", target, false})
-	if err != nil {
-		return nil, err
-	}
+func MSELoss(input, target *Tensor, r Reduction) *Tensor {
+	c := begin("MSELoss")
+	hi, ht := c.in("input", input), c.in("target", target)
 	var out C.cg_tensor
-	err = check("MSELoss", C.cg_mse_loss(hs[0], hs[1], C.int(r), &out))
-	runtime.KeepAlive(input)
-	runtime.KeepAlive(target)
-	return wrap(out, err)
+	if c.ok() {
+		c.check(C.cg_mse_loss(hi, ht, C.int(r), &out))
+	}
+	return c.result(out)
 }

@@ -64,8 +64,8 @@ func LoadSafetensors(path string) (map[string]*Tensor, map[string]string, error)
 			CloseMap(out)
 			return nil, nil, fmt.Errorf("torch: LoadSafetensors %s: tensor %q: dtype %s is not supported by golora", path, name, e.DType)
 		}
-		t, err := fromBytes("LoadSafetensors", e.Data, dt, e.Shape)
-		if err != nil {
+		t := fromBytes("LoadSafetensors", e.Data, dt, e.Shape, nil)
+		if err := t.Err(); err != nil {
 			CloseMap(out)
 			return nil, nil, fmt.Errorf("torch: LoadSafetensors %s: tensor %q: %w", path, name, err)
 		}

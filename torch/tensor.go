@@ -8,18 +8,26 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"sync/atomic"
 )
 
-// Tensor is a handle to a libtorch tensor. The zero value is not usable;
-// tensors come from the creation functions and from operations.
+// Tensor is a handle to a libtorch tensor, or a failed value.
 //
-// A Tensor owns C++ memory: Close frees it at once. A finalizer frees
-// tensors that become unreachable, but only as a safety net; programs that
-// loop must Close what they create.
+// Ops return *Tensor and never an error: a failed op returns a tensor whose
+// Err is set, and any op given a failed tensor returns it unchanged (sticky
+// errors). A Tensor owns C++ memory; see the package doc for who frees it
+// (its Scope, Close, or, as a safety net, the garbage collector).
+//
+// A Tensor is safe to use from several goroutines; Close waits for the ops
+// in flight on it and makes later uses fail.
 type Tensor struct {
-	h       C.cg_tensor
+	mu      sync.RWMutex // read: an op uses h; write: Close, Keep
+	h       C.cg_tensor  // nil once closed, and for failed values
+	err     error        // set for failed values, never changed
+	scope   *Scope       // the owner, or nil
 	cleanup runtime.Cleanup
+	hasGC   bool // cleanup is registered
 }
 
 var live atomic.Int64
@@ -28,57 +36,105 @@ var live atomic.Int64
 // not yet freed. Tests use it to prove that loops do not leak.
 func LiveTensors() int { return int(live.Load()) }
 
+// LiveBytes returns the bytes of storage that live handles reference, as
+// libcgotorch counts them (a view counts its storage again).
+func LiveBytes() int64 { return int64(C.cg_live_bytes()) }
+
 func freeHandle(h C.cg_tensor) {
 	C.cg_tensor_free(h)
 	live.Add(-1)
 }
 
-// wrap takes ownership of a handle returned by C. When err is not nil it
-// returns (nil, err) and h is ignored (C wrote nothing).
-func wrap(h C.cg_tensor, err error) (*Tensor, error) {
-	if err != nil {
-		return nil, err
-	}
+// failed returns a failed value carrying err.
+func failed(err error) *Tensor { return &Tensor{err: err} }
+
+// newTensor takes ownership of a handle returned by C and gives it to
+// scope s, or, when s is nil, to the garbage collector's safety net.
+func newTensor(h C.cg_tensor, s *Scope) *Tensor {
 	live.Add(1)
 	t := &Tensor{h: h}
-	t.cleanup = runtime.AddCleanup(t, freeHandle, h)
-	return t, nil
+	if s == nil || !s.adopt(t) {
+		t.track()
+	}
+	return t
 }
 
-// Close frees the tensor's memory now. It is idempotent, and safe on a nil
-// tensor. Any later use of t returns an error.
-func (t *Tensor) Close() error {
-	if t == nil || t.h == nil {
+// track registers the GC safety net for an unowned tensor and accounts its
+// bytes. t.mu must be held or t unpublished.
+func (t *Tensor) track() {
+	t.scope = nil
+	if !t.hasGC {
+		t.cleanup = runtime.AddCleanup(t, freeHandle, t.h)
+		t.hasGC = true
+	}
+	gcPressure()
+}
+
+// Err returns the error of a failed tensor, nil otherwise. A nil tensor has
+// no error of its own: ops given one fail naming the argument.
+func (t *Tensor) Err() error {
+	if t == nil {
 		return nil
 	}
-	t.cleanup.Stop()
-	freeHandle(t.h)
+	return t.err
+}
+
+// Must returns t, or panics with its error. It suits examples and tests:
+// y := x.MatMul(w).Must().
+func (t *Tensor) Must() *Tensor {
+	if t == nil {
+		panic(newError("Must", "", "nil tensor"))
+	}
+	if t.err != nil {
+		panic(t.err)
+	}
+	return t
+}
+
+// Close frees the tensor's memory now, waiting for ops in flight on it. It
+// is idempotent and safe on nil and failed tensors; later uses of t fail.
+// It returns t's error, if t is a failed value.
+func (t *Tensor) Close() error {
+	if t == nil {
+		return nil
+	}
+	t.mu.Lock()
+	h := t.h
 	t.h = nil
-	return nil
+	if h != nil && t.hasGC {
+		t.cleanup.Stop()
+		t.hasGC = false
+	}
+	s := t.scope
+	t.scope = nil
+	t.mu.Unlock()
+	if h != nil {
+		freeHandle(h)
+		if s != nil {
+			s.forget(t)
+		}
+	}
+	return t.err
 }
 
-// Closed reports whether Close has been called.
-func (t *Tensor) Closed() bool { return t == nil || t.h == nil }
-
-// handle returns the C handle, or an error naming op for a nil or closed
-// tensor.
-func (t *Tensor) handle(op string) (C.cg_tensor, error) {
+// Closed reports whether t holds no memory: closed, failed or nil.
+func (t *Tensor) Closed() bool {
 	if t == nil {
-		return nil, errorf(op, "nil tensor")
+		return true
 	}
-	if t.h == nil {
-		return nil, errorf(op, "use of closed tensor")
-	}
-	return t.h, nil
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.h == nil
 }
 
-// optHandle is handle for optional arguments: a nil tensor gives a NULL
-// handle, a closed one an error.
-func (t *Tensor) optHandle(op string) (C.cg_tensor, error) {
+// Scope returns the scope that owns t, or nil.
+func (t *Tensor) Scope() *Scope {
 	if t == nil {
-		return nil, nil
+		return nil
 	}
-	return t.handle(op)
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.scope
 }
 
 // CloseAll closes every tensor given; nil entries are skipped.
@@ -88,11 +144,57 @@ func CloseAll(ts ...*Tensor) {
 	}
 }
 
-// Size returns the tensor's shape, or an error if it is closed.
+// FirstErr returns the first error among ts (nil tensors are an error).
+func FirstErr(ts ...*Tensor) error {
+	for i, t := range ts {
+		if t == nil {
+			return newError("FirstErr", fmt.Sprintf("tensor %d", i), "nil tensor")
+		}
+		if t.err != nil {
+			return t.err
+		}
+	}
+	return nil
+}
+
+// gcPressure is the safety net's accounting: libtorch's memory is invisible
+// to Go's GC, so when the bytes that live handles hold double since the
+// last collection (and exceed 64 MiB), a collection runs in the background
+// and the cleanups of unreachable tensors free them.
+var (
+	gcCount     atomic.Int64
+	gcBaseline  atomic.Int64
+	gcRunning   atomic.Bool
+	gcThreshold int64 = 64 << 20
+)
+
+func gcPressure() {
+	if gcCount.Add(1)&31 != 0 {
+		return
+	}
+	b := LiveBytes()
+	base := gcBaseline.Load()
+	if b < gcThreshold || b < 2*base {
+		return
+	}
+	if !gcRunning.CompareAndSwap(false, true) {
+		return
+	}
+	go func() {
+		runtime.GC()
+		runtime.GC() // cleanups queued by the first collection run, then are swept
+		gcBaseline.Store(LiveBytes())
+		gcRunning.Store(false)
+	}()
+}
+
+// Size returns the tensor's shape, or an error if it is closed or failed.
 func (t *Tensor) Size() ([]int64, error) {
-	h, err := t.handle("Size")
-	if err != nil {
-		return nil, err
+	c := begin("Size")
+	h := c.in("self", t)
+	defer c.release()
+	if c.err != nil {
+		return nil, c.err
 	}
 	var buf [8]C.int64_t
 	var n C.int
@@ -104,10 +206,8 @@ func (t *Tensor) Size() ([]int64, error) {
 		if err := check("Size", C.cg_shape(h, &big[0], n, &n)); err != nil {
 			return nil, err
 		}
-		runtime.KeepAlive(t)
 		return toInt64s(big), nil
 	}
-	runtime.KeepAlive(t)
 	return toInt64s(buf[:n]), nil
 }
 
@@ -119,14 +219,14 @@ func toInt64s(c []C.int64_t) []int64 {
 	return out
 }
 
-// Shape returns the tensor's shape; nil for a closed tensor (use Size for
-// the error).
+// Shape returns the tensor's shape; nil for a closed or failed tensor (use
+// Size for the error).
 func (t *Tensor) Shape() []int64 {
 	s, _ := t.Size()
 	return s
 }
 
-// Dim returns the number of dimensions; -1 for a closed tensor.
+// Dim returns the number of dimensions; -1 for a closed or failed tensor.
 func (t *Tensor) Dim() int {
 	s, err := t.Size()
 	if err != nil {
@@ -135,7 +235,23 @@ func (t *Tensor) Dim() int {
 	return len(s)
 }
 
-// Numel returns the number of elements; 0 for a closed tensor.
+// SizeOf returns the size of dimension dim (negative counts from the end),
+// or -1 when t is closed or failed or dim is out of range.
+func (t *Tensor) SizeOf(dim int) int64 {
+	s, err := t.Size()
+	if err != nil {
+		return -1
+	}
+	if dim < 0 {
+		dim += len(s)
+	}
+	if dim < 0 || dim >= len(s) {
+		return -1
+	}
+	return s[dim]
+}
+
+// Numel returns the number of elements; 0 for a closed or failed tensor.
 func (t *Tensor) Numel() int64 {
 	s, err := t.Size()
 	if err != nil {
@@ -152,36 +268,44 @@ func numel(shape []int64) int64 {
 	return n
 }
 
-// DType returns the element type; Invalid for a closed tensor.
+// DType returns the element type; Invalid for a closed or failed tensor.
 func (t *Tensor) DType() DType {
-	h, err := t.handle("DType")
-	if err != nil {
+	c := begin("DType")
+	h := c.in("self", t)
+	defer c.release()
+	if c.err != nil {
 		return Invalid
 	}
-	var c C.int
-	if check("DType", C.cg_dtype(h, &c)) != nil {
+	var v C.int
+	if check("DType", C.cg_dtype(h, &v)) != nil {
 		return Invalid
 	}
-	runtime.KeepAlive(t)
-	return DType(c)
+	return DType(v)
 }
 
-// Device returns where the tensor lives; CPU for a closed tensor.
+// Device returns where the tensor lives; CPU for a closed or failed tensor.
 func (t *Tensor) Device() Device {
-	h, err := t.handle("Device")
-	if err != nil {
+	c := begin("Device")
+	h := c.in("self", t)
+	defer c.release()
+	if c.err != nil {
 		return CPU
 	}
 	var typ, idx C.int
 	if check("Device", C.cg_device(h, &typ, &idx)) != nil {
 		return CPU
 	}
-	runtime.KeepAlive(t)
 	return Device{Type: DeviceType(typ), Index: int(idx)}
 }
 
 // String describes the tensor without its values, e.g. "Tensor(float32 [2 3] cpu)".
 func (t *Tensor) String() string {
+	if t == nil {
+		return "Tensor(nil)"
+	}
+	if t.err != nil {
+		return "Tensor(failed: " + t.err.Error() + ")"
+	}
 	if t.Closed() {
 		return "Tensor(closed)"
 	}
@@ -190,24 +314,26 @@ func (t *Tensor) String() string {
 
 // Item returns the value of a one-element tensor as a float64.
 func (t *Tensor) Item() (float64, error) {
-	h, err := t.handle("Item")
-	if err != nil {
-		return 0, err
+	c := begin("Item")
+	h := c.in("self", t)
+	defer c.release()
+	if c.err != nil {
+		return 0, c.err
 	}
 	var v C.double
-	err = check("Item", C.cg_item_double(h, &v))
-	runtime.KeepAlive(t)
+	err := check("Item", C.cg_item_double(h, &v))
 	return float64(v), err
 }
 
 // ItemInt returns the value of a one-element tensor as an int64.
 func (t *Tensor) ItemInt() (int64, error) {
-	h, err := t.handle("ItemInt")
-	if err != nil {
-		return 0, err
+	c := begin("ItemInt")
+	h := c.in("self", t)
+	defer c.release()
+	if c.err != nil {
+		return 0, c.err
 	}
 	var v C.int64_t
-	err = check("ItemInt", C.cg_item_int64(h, &v))
-	runtime.KeepAlive(t)
+	err := check("ItemInt", C.cg_item_int64(h, &v))
 	return int64(v), err
 }
