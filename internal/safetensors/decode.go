@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"sort"
 	"strconv"
@@ -23,7 +24,8 @@ import (
 // data_offsets [begin, end] whose size is numel*elemsize, and the tensors
 // must tile the byte buffer exactly: sorted by begin, the first starts at 0,
 // each begins where the previous ended, and the last ends at the end of the
-// file. Errors start with "safetensors: " and name the offending tensor.
+// file. Every byte of a BOOL tensor must be 0 or 1. Errors start with
+// "safetensors: " and name the offending tensor.
 func Decode(buf []byte) (map[string]Entry, map[string]string, error) {
 	tensors, metadata, err := decode(buf)
 	if err != nil {
@@ -35,16 +37,30 @@ func Decode(buf []byte) (map[string]Entry, map[string]string, error) {
 // ReadFile reads and decodes the safetensors file at path. Decoding errors
 // are prefixed with the path, e.g.
 // `safetensors: model.safetensors: tensor "w": data_offsets [0 40] but F32 [2 3] needs 24 bytes`.
+//
+// Only regular files are accepted. The 8-byte length and the header are read
+// and validated against the file's size before the byte buffer is read, so a
+// malformed file is rejected without reading its data. The returned
+// Entry.Data slices point into one buffer holding the file's byte buffer.
+// Use Open to map a large file instead of reading it into memory.
 func ReadFile(path string) (map[string]Entry, map[string]string, error) {
-	buf, err := os.ReadFile(path)
+	f, h, err := openHeader(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %w", err)
 	}
-	tensors, metadata, err := decode(buf)
+	defer f.Close()
+	if h.dataLen > math.MaxInt {
+		return nil, nil, fmt.Errorf("safetensors: %s: byte buffer of %d bytes does not fit in memory; use Open", path, h.dataLen)
+	}
+	data := make([]byte, h.dataLen)
+	if err := readAt(f, data, h.dataStart); err != nil {
+		return nil, nil, fmt.Errorf("safetensors: %s: read byte buffer: %w", path, err)
+	}
+	tensors, err := entries(h.infos, data)
 	if err != nil {
 		return nil, nil, fmt.Errorf("safetensors: %s: %w", path, err)
 	}
-	return tensors, metadata, nil
+	return tensors, h.metadata, nil
 }
 
 // tensorInfo is one parsed header entry.
@@ -58,14 +74,11 @@ type tensorInfo struct {
 // decode implements Decode; its errors carry no "safetensors: " prefix.
 func decode(buf []byte) (map[string]Entry, map[string]string, error) {
 	if len(buf) < 8 {
-		return nil, nil, fmt.Errorf("file too short: %d bytes, need at least 8 for the header length", len(buf))
+		return nil, nil, errTooShort(int64(len(buf)))
 	}
 	n := binary.LittleEndian.Uint64(buf[:8])
-	if n > MaxHeaderSize {
-		return nil, nil, fmt.Errorf("header length %d exceeds the %d-byte limit", n, MaxHeaderSize)
-	}
-	if n > uint64(len(buf)-8) {
-		return nil, nil, fmt.Errorf("header length %d exceeds file size (%d bytes after the length prefix)", n, len(buf)-8)
+	if err := checkHeaderLen(n, int64(len(buf))); err != nil {
+		return nil, nil, err
 	}
 	header := buf[8 : 8+n]
 	data := buf[8+n:]
@@ -74,15 +87,46 @@ func decode(buf []byte) (map[string]Entry, map[string]string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := checkLayout(infos, int64(len(data))); err != nil {
+		return nil, nil, err
+	}
+	tensors, err := entries(infos, data)
+	if err != nil {
+		return nil, nil, err
+	}
+	return tensors, metadata, nil
+}
 
-	// Validate sizes, then check the tensors tile the buffer exactly.
+// errTooShort reports a file of size bytes, too short to hold the length
+// prefix.
+func errTooShort(size int64) error {
+	return fmt.Errorf("file too short: %d bytes, need at least 8 for the header length", size)
+}
+
+// checkHeaderLen validates the header length n read from the prefix of a
+// file of fileSize bytes (fileSize >= 8): it must not exceed MaxHeaderSize
+// nor the bytes that follow the prefix.
+func checkHeaderLen(n uint64, fileSize int64) error {
+	if n > MaxHeaderSize {
+		return fmt.Errorf("header length %d exceeds the %d-byte limit", n, MaxHeaderSize)
+	}
+	if n > uint64(fileSize-8) {
+		return fmt.Errorf("header length %d exceeds file size (%d bytes after the length prefix)", n, fileSize-8)
+	}
+	return nil
+}
+
+// checkLayout validates every tensor's byte size against its dtype and shape
+// and checks that the tensors tile a byte buffer of dataLen bytes exactly.
+// It sorts infos by (begin, end, name).
+func checkLayout(infos []tensorInfo, dataLen int64) error {
 	for _, t := range infos {
 		size, err := byteSize(t.dtype, t.shape)
 		if err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: %w", t.name, err)
+			return fmt.Errorf("tensor %q: %w", t.name, err)
 		}
 		if t.end-t.begin != size {
-			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d %d] but %s %v needs %d bytes",
+			return fmt.Errorf("tensor %q: data_offsets [%d %d] but %s %v needs %d bytes",
 				t.name, t.begin, t.end, t.dtype, t.shape, size)
 		}
 	}
@@ -96,41 +140,164 @@ func decode(buf []byte) (map[string]Entry, map[string]string, error) {
 		}
 		return a.name < b.name
 	})
-	bufLen := int64(len(data))
 	var prevEnd int64
 	prevName := ""
 	for i, t := range infos {
 		switch {
 		case t.begin > prevEnd && i == 0:
-			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d %d]: first tensor must begin at 0 (gap of %d bytes)",
+			return fmt.Errorf("tensor %q: data_offsets [%d %d]: first tensor must begin at 0 (gap of %d bytes)",
 				t.name, t.begin, t.end, t.begin)
 		case t.begin > prevEnd:
-			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d %d]: gap of %d bytes after tensor %q, which ends at %d",
+			return fmt.Errorf("tensor %q: data_offsets [%d %d]: gap of %d bytes after tensor %q, which ends at %d",
 				t.name, t.begin, t.end, t.begin-prevEnd, prevName, prevEnd)
 		case t.begin < prevEnd:
-			return nil, nil, fmt.Errorf("tensor %q: data_offsets [%d %d] overlap tensor %q, which ends at %d",
+			return fmt.Errorf("tensor %q: data_offsets [%d %d] overlap tensor %q, which ends at %d",
 				t.name, t.begin, t.end, prevName, prevEnd)
 		}
-		if t.end > bufLen {
-			return nil, nil, fmt.Errorf("file truncated: tensor %q: data_offsets [%d %d] but the byte buffer has only %d bytes",
-				t.name, t.begin, t.end, bufLen)
+		if t.end > dataLen {
+			return fmt.Errorf("file truncated: tensor %q: data_offsets [%d %d] but the byte buffer has only %d bytes",
+				t.name, t.begin, t.end, dataLen)
 		}
 		prevEnd, prevName = t.end, t.name
 	}
-	if prevEnd != bufLen {
-		return nil, nil, fmt.Errorf("byte buffer has %d bytes but tensors cover only %d: %d trailing bytes",
-			bufLen, prevEnd, bufLen-prevEnd)
+	if prevEnd != dataLen {
+		return fmt.Errorf("byte buffer has %d bytes but tensors cover only %d: %d trailing bytes",
+			dataLen, prevEnd, dataLen-prevEnd)
 	}
+	return nil
+}
 
+// entries builds the tensor map over data, the byte buffer infos were
+// validated against by checkLayout, checking BOOL tensors' bytes.
+func entries(infos []tensorInfo, data []byte) (map[string]Entry, error) {
 	tensors := make(map[string]Entry, len(infos))
 	for _, t := range infos {
-		tensors[t.name] = Entry{
+		e := Entry{
 			DType: t.dtype,
 			Shape: t.shape,
 			Data:  data[t.begin:t.end:t.end],
 		}
+		if e.DType == Bool {
+			if err := checkBool(t.name, e.Data); err != nil {
+				return nil, err
+			}
+		}
+		tensors[t.name] = e
 	}
-	return tensors, metadata, nil
+	return tensors, nil
+}
+
+// checkBool reports the first byte of the BOOL tensor name's data that is
+// neither 0 nor 1; the offset is relative to the start of the tensor.
+func checkBool(name string, data []byte) error {
+	// Test eight bytes at a time: a byte is 0 or 1 iff its high seven bits
+	// are clear.
+	i := 0
+	for ; i+8 <= len(data); i += 8 {
+		if binary.LittleEndian.Uint64(data[i:])&0xfefefefefefefefe != 0 {
+			break
+		}
+	}
+	for ; i < len(data); i++ {
+		if b := data[i]; b > 1 {
+			return fmt.Errorf("tensor %q: BOOL byte at offset %d is %d, want 0 or 1", name, i, b)
+		}
+	}
+	return nil
+}
+
+// fileHeader is the validated header of a safetensors file on disk.
+type fileHeader struct {
+	size      int64        // file size
+	dataStart int64        // file offset of the byte buffer: 8 + header length
+	dataLen   int64        // byte buffer length
+	infos     []tensorInfo // sorted by data_offsets
+	metadata  map[string]string
+}
+
+// openHeader opens the regular file at path without blocking (a FIFO or a
+// device is refused, never read), reads the 8-byte length and checks it
+// against MaxHeaderSize and the file's size before reading just the header,
+// then parses the header and checks the tensor layout against the size. The
+// byte buffer is not read. Errors name the path but lack the "safetensors: "
+// prefix; on error nothing stays open.
+func openHeader(path string) (_ *os.File, _ *fileHeader, err error) {
+	f, err := openNoBlock(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+		}
+	}()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: not a regular file (%s)", path, describeMode(fi.Mode()))
+	}
+	fail := func(err error) (*os.File, *fileHeader, error) {
+		return nil, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	size := fi.Size()
+	if size < 8 {
+		return fail(errTooShort(size))
+	}
+	var prefix [8]byte
+	if err := readAt(f, prefix[:], 0); err != nil {
+		return fail(fmt.Errorf("read header length: %w", err))
+	}
+	n := binary.LittleEndian.Uint64(prefix[:])
+	if err := checkHeaderLen(n, size); err != nil {
+		return fail(err)
+	}
+	header := make([]byte, n)
+	if err := readAt(f, header, 8); err != nil {
+		return fail(fmt.Errorf("read header: %w", err))
+	}
+	infos, metadata, err := parseHeader(header)
+	if err != nil {
+		return fail(err)
+	}
+	h := &fileHeader{
+		size:      size,
+		dataStart: 8 + int64(n),
+		dataLen:   size - 8 - int64(n),
+		infos:     infos,
+		metadata:  metadata,
+	}
+	if err := checkLayout(infos, h.dataLen); err != nil {
+		return fail(err)
+	}
+	return f, h, nil
+}
+
+// readAt fills buf from f at off; a short file is io.ErrUnexpectedEOF.
+func readAt(f *os.File, buf []byte, off int64) error {
+	_, err := f.ReadAt(buf, off)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// describeMode names the kind of a non-regular file for error messages.
+func describeMode(m os.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&os.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&os.ModeSocket != 0:
+		return "a socket"
+	case m&os.ModeCharDevice != 0:
+		return "a character device"
+	case m&os.ModeDevice != 0:
+		return "a block device"
+	}
+	return "mode " + m.String()
 }
 
 // parseHeader parses the JSON header with a token walk so that duplicate keys,

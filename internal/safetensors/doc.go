@@ -16,4 +16,11 @@
 // writer's layout (8-byte aligned buffer, contiguous data, deterministic
 // order). Decode and ReadFile validate a file strictly and report which
 // tensor and which rule a malformed file violates.
+//
+// Open validates a file's header the same way without reading its data, and
+// memory-maps the byte buffer read-only, so that large checkpoints load
+// lazily and without copies. OpenSharded opens a checkpoint sharded in the
+// Hugging Face layout (model.safetensors.index.json plus the shard files it
+// names) and WriteSharded writes one. File and Sharded both implement
+// Reader; OpenAny opens either kind from a file or directory path.
 package safetensors

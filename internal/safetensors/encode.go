@@ -28,7 +28,8 @@ type Entry struct {
 //
 // Every entry is validated first (non-empty valid UTF-8 name other than
 // "__metadata__", known dtype, non-negative shape, len(Data) equal to
-// numel*elemsize); nothing is written if validation fails. Tensors are laid
+// numel*elemsize, BOOL bytes 0 or 1); nothing is written if validation
+// fails. Tensors are laid
 // out contiguously, ordered by dtype (widest first, as the reference writer
 // does) then by name, and the header is padded with spaces so the byte buffer
 // starts 8-byte aligned. Metadata keys are written sorted, and a nil or empty
@@ -71,16 +72,8 @@ func encode(w io.Writer, tensors map[string]Entry, metadata map[string]string) e
 func buildHeader(tensors map[string]Entry, metadata map[string]string) ([]byte, []string, error) {
 	order := make([]string, 0, len(tensors))
 	for name, e := range tensors {
-		if err := validateName(name); err != nil {
+		if _, err := checkEntry(name, e); err != nil {
 			return nil, nil, err
-		}
-		size, err := byteSize(e.DType, e.Shape)
-		if err != nil {
-			return nil, nil, fmt.Errorf("tensor %q: %w", name, err)
-		}
-		if int64(len(e.Data)) != size {
-			return nil, nil, fmt.Errorf("tensor %q: data has %d bytes but %s %v needs %d bytes",
-				name, len(e.Data), e.DType, e.Shape, size)
 		}
 		order = append(order, name)
 	}
@@ -96,14 +89,11 @@ func buildHeader(tensors map[string]Entry, metadata map[string]string) ([]byte, 
 	buf.WriteByte('{')
 	first := true
 	if len(metadata) > 0 {
+		if err := checkMetadata(metadata); err != nil {
+			return nil, nil, err
+		}
 		keys := make([]string, 0, len(metadata))
-		for k, v := range metadata {
-			if !utf8.ValidString(k) {
-				return nil, nil, fmt.Errorf("metadata key %q is not valid UTF-8", k)
-			}
-			if !utf8.ValidString(v) {
-				return nil, nil, fmt.Errorf("metadata %q: value is not valid UTF-8", k)
-			}
+		for k := range metadata {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
@@ -151,6 +141,42 @@ func buildHeader(tensors map[string]Entry, metadata map[string]string) ([]byte, 
 	return buf.Bytes(), order, nil
 }
 
+// checkEntry validates one tensor for writing (name, dtype, shape, data
+// length, and BOOL bytes) and returns its byte size.
+func checkEntry(name string, e Entry) (int64, error) {
+	if err := validateName(name); err != nil {
+		return 0, err
+	}
+	size, err := byteSize(e.DType, e.Shape)
+	if err != nil {
+		return 0, fmt.Errorf("tensor %q: %w", name, err)
+	}
+	if int64(len(e.Data)) != size {
+		return 0, fmt.Errorf("tensor %q: data has %d bytes but %s %v needs %d bytes",
+			name, len(e.Data), e.DType, e.Shape, size)
+	}
+	if e.DType == Bool {
+		if err := checkBool(name, e.Data); err != nil {
+			return 0, err
+		}
+	}
+	return size, nil
+}
+
+// checkMetadata checks that metadata keys and values are valid UTF-8.
+func checkMetadata(metadata map[string]string) error {
+	for k, v := range metadata {
+		if !utf8.ValidString(k) {
+			return fmt.Errorf("metadata key %q is not valid UTF-8", k)
+		}
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("metadata %q: value is not valid UTF-8", k)
+		}
+	}
+	return nil
+}
+
+// validateName checks a tensor name for writing.
 func validateName(name string) error {
 	switch {
 	case name == "":
@@ -177,14 +203,35 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 // directory as path, syncs it, and renames it over path, so readers never
 // observe a partially written file. On any error the temporary file is
 // removed and path is left untouched. The file is created with mode 0644.
-func WriteFile(path string, tensors map[string]Entry, metadata map[string]string) (err error) {
+func WriteFile(path string, tensors map[string]Entry, metadata map[string]string) error {
+	if err := writeFile(path, tensors, metadata); err != nil {
+		return fmt.Errorf("safetensors: %w", err)
+	}
+	return nil
+}
+
+// writeFile implements WriteFile; its errors lack the "safetensors: " prefix.
+func writeFile(path string, tensors map[string]Entry, metadata map[string]string) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		if err := encode(w, tensors, metadata); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		return nil
+	})
+}
+
+// writeAtomic calls write on a temporary file in the same directory as path,
+// syncs it, and renames it over path. On any error the temporary file is
+// removed and path is left untouched. The file gets mode 0644. Errors from
+// write are returned as they are.
+func writeAtomic(path string, write func(io.Writer) error) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
 	}
 	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer func() {
@@ -193,20 +240,17 @@ func WriteFile(path string, tensors map[string]Entry, metadata map[string]string
 			_ = os.Remove(tmp)
 		}
 	}()
-	if err := encode(f, tensors, metadata); err != nil {
-		return fmt.Errorf("safetensors: %s: %w", path, err)
+	if err := write(f); err != nil {
+		return err
 	}
 	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("safetensors: %w", err)
-	}
-	return nil
+	return os.Rename(tmp, path)
 }

@@ -189,7 +189,16 @@ func TestPythonWritten(t *testing.T) {
 	assert.Equal(t, Entry{DType: BF16, Shape: []int64{1}, Data: []byte{0x80, 0x3f}}, tensors["a"])
 }
 
-func TestDecodeErrors(t *testing.T) {
+// decodeErrorCase is a malformed file and a substring of the error that
+// Decode, ReadFile and Open must report for it.
+type decodeErrorCase struct {
+	name string
+	file []byte
+	want string
+}
+
+// decodeErrorCases returns one malformed file per validation rule.
+func decodeErrorCases() []decodeErrorCase {
 	tensor := func(name, dtype, shape, offsets string) string {
 		return `"` + name + `":{"dtype":"` + dtype + `","shape":` + shape + `,"data_offsets":` + offsets + `}`
 	}
@@ -201,11 +210,7 @@ func TestDecodeErrors(t *testing.T) {
 	overFile := make([]byte, 16)
 	binary.LittleEndian.PutUint64(overFile, 9) // 9 > 8 bytes available
 
-	cases := []struct {
-		name string
-		file []byte
-		want string
-	}{
+	return []decodeErrorCase{
 		{"empty file", nil, "file too short: 0 bytes"},
 		{"short file", []byte{1, 2, 3}, "file too short: 3 bytes"},
 		{"header over limit", hugeHeader, "header length 10000000000 exceeds the 100000000-byte limit"},
@@ -278,8 +283,13 @@ func TestDecodeErrors(t *testing.T) {
 			"byte buffer has 11 bytes but tensors cover only 8: 3 trailing bytes"},
 		{"trailing bytes no tensors", fileBytes(`{}`, []byte{1}),
 			"byte buffer has 1 bytes but tensors cover only 0: 1 trailing bytes"},
+		{"bool byte 2", fileBytes(`{"m":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}}`, []byte{1, 0, 2}),
+			`tensor "m": BOOL byte at offset 2 is 2, want 0 or 1`},
 	}
-	for _, tc := range cases {
+}
+
+func TestDecodeErrors(t *testing.T) {
+	for _, tc := range decodeErrorCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			tensors, md, err := Decode(tc.file)
 			require.Error(t, err)
