@@ -13,16 +13,37 @@ import (
 	"github.com/golora/golora/torch"
 )
 
-// The reference files are written by testdata/gen_module.py.
+// The reference files are written by testdata/gen_module.py and
+// testdata/gen_gpt2block.py.
 const (
 	refsPath     = "testdata/module_refs.safetensors"
 	netStatePath = "testdata/net_state.safetensors"
+	bertPath     = "testdata/bert_emb_state.safetensors"
 )
 
 // loadRefs loads the reference file refsPath, closed when t ends.
 func loadRefs(t *testing.T) *reftest.File {
 	t.Helper()
 	return reftest.Load(t, refsPath, "/usr/bin/python3 module/testdata/gen_module.py")
+}
+
+// newScope returns a scope closed when t ends.
+func newScope(t testing.TB) *torch.Scope {
+	s := torch.NewScope()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// own returns a handle to x (a reference tensor, say) that belongs to s,
+// so that ops on it put their results in s; x itself is left alone.
+func own(s *torch.Scope, x *torch.Tensor) *torch.Tensor { return s.Own(x.Alias()) }
+
+// leaf returns a copy of x in s that is a fresh leaf requiring grad.
+func leaf(t *testing.T, s *torch.Scope, x *torch.Tensor) *torch.Tensor {
+	t.Helper()
+	c := s.Own(x.Detach()).Clone()
+	require.NoError(t, c.SetRequiresGrad(true))
+	return c
 }
 
 // dtypeOf maps the generator's dtype names to torch.DType.
@@ -47,50 +68,26 @@ var maxRel reftest.MaxErrors
 // the relative error.
 func requireClose(t *testing.T, what string, got, want *torch.Tensor) float64 {
 	t.Helper()
+	require.NoError(t, got.Err(), what)
 	e := reftest.RequireClose(t, what, got, want, reftest.Tolerance(want.DType(), torch.CPU))
 	maxRel.Note(want.DType().String(), t.Name(), e)
 	return e
 }
 
-// requireGradClose compares p's gradient with want.
-func requireGradClose(t *testing.T, what string, p, want *torch.Tensor) float64 {
+// requireGradClose compares p's gradient with want; the gradient handle
+// is made in s.
+func requireGradClose(t *testing.T, s *torch.Scope, what string, p, want *torch.Tensor) float64 {
 	t.Helper()
-	g, err := p.Grad()
-	require.NoError(t, err)
+	g := p.Grad()
 	require.NotNil(t, g, "%s: no gradient", what)
-	defer g.Close()
-	return requireClose(t, what, g, want)
+	return requireClose(t, what, s.Own(g), want)
 }
 
 // weightedBackward runs backward of (out * w).sum(), the loss the
-// generator used.
+// generators use; the intermediates join out's scope.
 func weightedBackward(t *testing.T, out, w *torch.Tensor) {
 	t.Helper()
-	prod := torch.Must(out.Mul(w))
-	defer prod.Close()
-	loss := torch.Must(prod.Sum())
-	defer loss.Close()
-	require.NoError(t, loss.Backward())
-}
-
-// leaf returns a copy of x that is a fresh leaf requiring grad.
-func leaf(t *testing.T, x *torch.Tensor) *torch.Tensor {
-	t.Helper()
-	d := torch.Must(x.Detach())
-	defer d.Close()
-	c := torch.Must(d.Clone())
-	require.NoError(t, c.SetRequiresGrad(true))
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-// tensorOf makes a float32 tensor of the given shape, closed at cleanup.
-func tensorOf(t *testing.T, data []float32, shape ...int64) *torch.Tensor {
-	t.Helper()
-	x, err := torch.FromSlice(data, shape...)
-	require.NoError(t, err)
-	t.Cleanup(func() { x.Close() })
-	return x
+	require.NoError(t, out.Mul(w).Sum().Backward())
 }
 
 // names returns the dotted names of m's parameters in order.
@@ -125,7 +122,7 @@ func sortedKeys[V any](m map[string]V) []string {
 // relative errors against PyTorch.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	// Every test closes what it creates: nothing is left to finalizers.
+	// Every test closes what it creates: nothing is left to the GC.
 	if n := torch.LiveTensors(); code == 0 && n != 0 {
 		fmt.Printf("module: %d tensors still live after the tests\n", n)
 		code = 1

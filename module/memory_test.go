@@ -2,7 +2,7 @@ package module_test
 
 // Leak tests: torch.LiveTensors must come back to where it started.
 // Nothing here calls runtime.GC between start and end, so a tensor left to
-// its finalizer shows up as a leak.
+// the GC's safety net shows up as a leak.
 
 import (
 	"path/filepath"
@@ -22,11 +22,13 @@ func TestNoLeakBuildAndClose(t *testing.T) {
 		n := newNet(t, uint64(i))
 		require.Equal(t, start+len(netOrder), torch.LiveTensors(), "one handle per parameter")
 		require.NoError(t, module.To(n, torch.Float64))
+		require.Equal(t, start+len(netOrder), torch.LiveTensors(), "To converts in place")
 		require.NoError(t, module.Freeze(n.Blocks))
 		_ = module.StateDict(n)
 		_ = module.Summary(n)
 		require.NoError(t, module.Save(n, path, nil))
 		require.NoError(t, module.Load(n, path))
+		require.NoError(t, module.LoadStateDict(n, module.StateDict(n)))
 		// A failed load frees what it read too.
 		bad := newNet(t, 0)
 		oldHead := bad.Head
@@ -57,37 +59,34 @@ func TestNoLeakForward(t *testing.T) {
 	defer module.Close(n)
 	drop := newDropNet(t)
 	defer module.Close(drop)
-	ids := torch.Must(torch.FromSlice([]int64{1, 2, 3, 4, 5, 6}, 2, 3))
-	defer ids.Close()
-	x := torch.Must(torch.Randn([]int64{3, 4}))
-	defer x.Close()
+	outer := newScope(t)
+	ids := outer.Own(torch.FromSlice([]int64{1, 2, 3, 4, 5, 6}, 2, 3))
+	x := outer.Own(torch.Randn([]int64{3, 4}))
+	w := outer.Own(torch.Randn([]int64{2, 3, 3}))
 
 	start := reftest.SettledLiveTensors()
 	for i := 0; i < 1000; i++ {
-		y, err := n.Forward(ids)
+		s := torch.NewScope()
+		y, err := s.Done(n.Forward(s.Own(ids.Alias())))
 		require.NoError(t, err)
 		require.NoError(t, y.Close())
+		s = torch.NewScope()
 		if i%2 == 1 {
 			module.Eval(drop)
 		} else {
 			module.Train(drop)
 		}
-		z, err := drop.Body.Forward(x)
-		require.NoError(t, err)
-		d, err := drop.Drop.Forward(z)
-		require.NoError(t, err)
-		torch.CloseAll(z, d)
+		drop.Drop.Forward(drop.Body.Forward(s.Own(x.Alias())))
+		s.Close()
 	}
-	require.Equal(t, start, torch.LiveTensors(), "1000 forward passes with closed outputs")
+	require.Equal(t, start, torch.LiveTensors(), "1000 forward passes, each scope freed")
 
 	// With backward: the gradients live on the parameters, not in handles.
-	w := torch.Must(torch.Randn([]int64{2, 3, 3}))
-	defer w.Close()
 	start = torch.LiveTensors()
 	for i := 0; i < 200; i++ {
-		y := torch.Must(n.Forward(ids))
-		weightedBackward(t, y, w)
-		y.Close()
+		s := torch.NewScope()
+		weightedBackward(t, n.Forward(s.Own(ids.Alias())), w)
+		s.Close()
 		require.NoError(t, module.ZeroGrad(n))
 	}
 	require.Equal(t, start, torch.LiveTensors(), "200 forward and backward passes")

@@ -31,6 +31,7 @@ func TestBaseMethodsActOnTheWholeModule(t *testing.T) {
 		names = append(names, p.Name)
 	}
 	require.Equal(t, []string{"0.weight", "0.bias", "1.weight"}, names)
+	require.Empty(t, seq.NamedBuffers())
 
 	require.NoError(t, module.Freeze(a))
 	require.Len(t, seq.Parameters(false), 3)
@@ -41,7 +42,9 @@ func TestBaseMethodsActOnTheWholeModule(t *testing.T) {
 	seq.Train()
 	require.True(t, b.Training())
 
+	w := a.Weight
 	require.NoError(t, seq.To(torch.Float64))
+	require.Same(t, w, a.Weight)
 	require.Equal(t, torch.Float64, a.Weight.DType())
 	require.False(t, a.Weight.RequiresGrad(), "To keeps a frozen parameter frozen")
 	require.True(t, b.Weight.RequiresGrad())

@@ -24,16 +24,12 @@ func NewLayerNorm(shape []int64, opts ...torch.Option) (*LayerNorm, error) {
 			return nil, fmt.Errorf("module: NewLayerNorm: dims must be positive, got %v", shape)
 		}
 	}
-	w, err := torch.Ones(shape, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("module: NewLayerNorm: %w", err)
+	w, b := torch.Ones(shape, opts...), torch.Zeros(shape, opts...)
+	err := firstErr(w, b)
+	if err == nil {
+		err = markTrainable(w, b)
 	}
-	b, err := torch.Zeros(shape, opts...)
 	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("module: NewLayerNorm: %w", err)
-	}
-	if err := markTrainable(w, b); err != nil {
 		torch.CloseAll(w, b)
 		return nil, fmt.Errorf("module: NewLayerNorm: %w", err)
 	}
@@ -44,7 +40,8 @@ func NewLayerNorm(shape []int64, opts ...torch.Option) (*LayerNorm, error) {
 }
 
 // Forward normalises x over the trailing dims, then scales and shifts.
-func (n *LayerNorm) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+// The result joins x's scope.
+func (n *LayerNorm) Forward(x *torch.Tensor) *torch.Tensor {
 	return torch.LayerNorm(x, n.Shape, n.Weight, n.Bias, n.Eps)
 }
 
@@ -64,8 +61,9 @@ func NewDropout(p float64) (*Dropout, error) {
 	return &Dropout{P: p}, nil
 }
 
-// Forward applies dropout in training mode. In eval mode it returns a new
-// handle to x.
-func (d *Dropout) Forward(x *torch.Tensor) (*torch.Tensor, error) {
+// Forward applies dropout in training mode, drawing from the default
+// generator. In eval mode it returns a new handle to x. The result joins
+// x's scope.
+func (d *Dropout) Forward(x *torch.Tensor) *torch.Tensor {
 	return torch.Dropout(x, d.P, d.Training())
 }

@@ -17,8 +17,9 @@ type NamedParameter struct {
 
 // NamedParameters returns every parameter of m and its descendants with
 // dotted names, in PyTorch's named_parameters order: a module's own
-// parameters, then each child's. A tensor shared by two slots is listed
-// once, under its first name.
+// parameters, then each child's. A tensor registered twice (tied weights)
+// is listed once, under its first name. Buffers are not parameters. A nil
+// module has none.
 func NamedParameters(m Module) []NamedParameter {
 	var out []NamedParameter
 	seen := map[*torch.Tensor]bool{}
@@ -47,23 +48,54 @@ func Parameters(m Module, trainableOnly bool) []*torch.Tensor {
 	return out
 }
 
+// NamedBuffer is a buffer, its dotted name and whether it is persistent
+// (part of the state dict).
+type NamedBuffer struct {
+	Name       string
+	Tensor     *torch.Tensor
+	Persistent bool
+}
+
+// NamedBuffers returns every buffer of m and its descendants with dotted
+// names, in PyTorch's named_buffers order (a module's own, then each
+// child's), each tensor once. A nil module has none.
+func NamedBuffers(m Module) []NamedBuffer {
+	var out []NamedBuffer
+	seen := map[*torch.Tensor]bool{}
+	for _, nm := range Modules(m) {
+		for _, b := range nm.Module.Registry().buffers {
+			t := *b.p
+			if t == nil || seen[t] {
+				continue
+			}
+			seen[t] = true
+			out = append(out, NamedBuffer{join(nm.Name, b.name), t, b.persistent})
+		}
+	}
+	return out
+}
+
 // Freeze makes every parameter of m non-trainable.
-func Freeze(m Module) error { return setTrainable(m, false) }
+func Freeze(m Module) error { return setTrainable("Freeze", m, false) }
 
 // Unfreeze makes every parameter of m trainable.
-func Unfreeze(m Module) error { return setTrainable(m, true) }
+func Unfreeze(m Module) error { return setTrainable("Unfreeze", m, true) }
 
-func setTrainable(m Module, on bool) error {
+func setTrainable(fn string, m Module, on bool) error {
+	if isNil(m) {
+		return errNil(fn)
+	}
 	for _, p := range NamedParameters(m) {
 		if err := p.Tensor.SetRequiresGrad(on); err != nil {
-			return fmt.Errorf("module: %s: %w", p.Name, err)
+			return fmt.Errorf("module: %s: %s: %w", fn, p.Name, err)
 		}
 	}
 	return nil
 }
 
 // Count returns the number of parameter elements of m, in all and of the
-// trainable ones.
+// trainable ones (buffers do not count; a closed parameter counts 0, a
+// nil module has none).
 func Count(m Module) (total, trainable int64) {
 	for _, p := range NamedParameters(m) {
 		n := p.Tensor.Numel()
@@ -102,60 +134,27 @@ func thousands(n int64) string {
 
 // ZeroGrad drops the gradients of every parameter (set_to_none).
 func ZeroGrad(m Module) error {
+	if isNil(m) {
+		return errNil("ZeroGrad")
+	}
 	for _, p := range NamedParameters(m) {
 		if err := p.Tensor.ClearGrad(); err != nil {
-			return fmt.Errorf("module: %s: %w", p.Name, err)
+			return fmt.Errorf("module: ZeroGrad: %s: %w", p.Name, err)
 		}
 	}
 	return nil
 }
 
-// Close frees every parameter of m. The module is unusable afterwards.
+// Close frees every parameter and buffer of m. The module is unusable
+// afterwards: its forward passes return failed tensors, its accessors
+// still answer. Closing twice, or a nil module, is harmless.
 func Close(m Module) {
 	for _, p := range NamedParameters(m) {
 		p.Tensor.Close()
 	}
-}
-
-// To moves (a Device) or converts (a DType; floating parameters only)
-// every parameter of m in place, keeping trainability. Do it before
-// creating an optimizer: optimizers hold the old tensors.
-func To(m Module, target torch.Target) error {
-	_, isDType := target.(torch.DType)
-	done := map[*torch.Tensor]*torch.Tensor{} // tied parameters move once
-	for _, nm := range Modules(m) {
-		for _, slot := range nm.Module.Registry().params {
-			old := *slot.p
-			if old == nil {
-				continue
-			}
-			if moved, ok := done[old]; ok {
-				*slot.p = moved
-				continue
-			}
-			if isDType && !old.DType().IsFloat() {
-				continue
-			}
-			trainable := old.RequiresGrad()
-			var moved *torch.Tensor
-			err := torch.NoGrad(func() error {
-				var err error
-				moved, err = old.To(target)
-				return err
-			})
-			if err == nil {
-				err = moved.SetRequiresGrad(trainable)
-			}
-			if err != nil {
-				moved.Close()
-				return fmt.Errorf("module: To: %s: %w", join(nm.Name, slot.name), err)
-			}
-			*slot.p = moved
-			done[old] = moved
-			old.Close()
-		}
+	for _, b := range NamedBuffers(m) {
+		b.Tensor.Close()
 	}
-	return nil
 }
 
 // markTrainable sets requires_grad on the non-nil tensors given.
@@ -165,6 +164,16 @@ func markTrainable(ts ...*torch.Tensor) error {
 			continue
 		}
 		if err := t.SetRequiresGrad(true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// firstErr returns the first error of the non-nil tensors given.
+func firstErr(ts ...*torch.Tensor) error {
+	for _, t := range ts {
+		if err := t.Err(); err != nil {
 			return err
 		}
 	}

@@ -36,17 +36,14 @@ func TestLinearInitMatchesPyTorch(t *testing.T) {
 			reftest.RequireBitwise(t, "weight", l.Weight, r.Tensor(t, c.Name+".weight"))
 			if c.Bias {
 				reftest.RequireBitwise(t, "bias", l.Bias, r.Tensor(t, c.Name+".bias"))
-			} else {
-				require.Nil(t, l.Bias)
-				require.False(t, r.Has(c.Name+".bias"))
-			}
-			require.True(t, l.Weight.RequiresGrad())
-			if c.Bias {
 				require.True(t, l.Bias.RequiresGrad())
 				require.Equal(t, []string{"weight", "bias"}, names(l))
 			} else {
+				require.Nil(t, l.Bias)
+				require.False(t, r.Has(c.Name+".bias"))
 				require.Equal(t, []string{"weight"}, names(l))
 			}
+			require.True(t, l.Weight.RequiresGrad())
 		})
 	}
 }
@@ -68,13 +65,14 @@ func TestEmbeddingInitMatchesPyTorch(t *testing.T) {
 			e, err := module.NewEmbedding(c.Num, c.Dim, torch.WithDType(dt))
 			require.NoError(t, err)
 			defer module.Close(e)
+			require.Equal(t, c.Num, e.NumEmbeddings())
+			require.Equal(t, c.Dim, e.EmbeddingDim())
 			reftest.RequireBitwise(t, "weight", e.Weight, r.Tensor(t, c.Name+".weight"))
 			require.True(t, e.Weight.RequiresGrad())
 			require.Equal(t, []string{"weight"}, names(e))
-			out, err := e.Forward(r.Tensor(t, c.Name+".ids"))
-			require.NoError(t, err)
-			defer out.Close()
-			reftest.RequireBitwise(t, "lookup", out, r.Tensor(t, c.Name+".out"))
+			s := newScope(t)
+			out := e.Forward(own(s, r.Tensor(t, c.Name+".ids")))
+			reftest.RequireBitwise(t, "lookup", out.Must(), r.Tensor(t, c.Name+".out"))
 		})
 	}
 }
@@ -111,18 +109,17 @@ func TestLayerNormMatchesPyTorch(t *testing.T) {
 				require.Equal(t, 0.0, v)
 			}
 
-			require.NoError(t, n.Weight.Copy_(r.Tensor(t, c.Name+".weight")))
-			require.NoError(t, n.Bias.Copy_(r.Tensor(t, c.Name+".bias")))
+			require.NoError(t, n.Weight.Copy_(r.Tensor(t, c.Name+".weight")).Err())
+			require.NoError(t, n.Bias.Copy_(r.Tensor(t, c.Name+".bias")).Err())
 			require.True(t, n.Weight.RequiresGrad(), "Copy_ keeps the parameter a trainable leaf")
-			x := leaf(t, r.Tensor(t, c.Name+".x"))
-			out, err := n.Forward(x)
-			require.NoError(t, err)
-			defer out.Close()
+			s := newScope(t)
+			x := leaf(t, s, r.Tensor(t, c.Name+".x"))
+			out := n.Forward(x)
 			e := requireClose(t, "forward", out, r.Tensor(t, c.Name+".out"))
 			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
-			ex := requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
-			ew := requireGradClose(t, "grad weight", n.Weight, r.Tensor(t, c.Name+".grad_weight"))
-			eb := requireGradClose(t, "grad bias", n.Bias, r.Tensor(t, c.Name+".grad_bias"))
+			ex := requireGradClose(t, s, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
+			ew := requireGradClose(t, s, "grad weight", n.Weight, r.Tensor(t, c.Name+".grad_weight"))
+			eb := requireGradClose(t, s, "grad bias", n.Bias, r.Tensor(t, c.Name+".grad_bias"))
 			t.Logf("relative errors: out %.3g, grad x %.3g, grad weight %.3g, grad bias %.3g", e, ex, ew, eb)
 		})
 	}
@@ -143,12 +140,11 @@ func TestDropoutMatchesPyTorch(t *testing.T) {
 			d, err := module.NewDropout(c.P)
 			require.NoError(t, err)
 			require.True(t, d.Training())
-			x := leaf(t, r.Tensor(t, c.Name+".x"))
+			s := newScope(t)
+			x := leaf(t, s, r.Tensor(t, c.Name+".x"))
 
 			require.NoError(t, torch.ManualSeed(c.Seed))
-			out, err := d.Forward(x)
-			require.NoError(t, err)
-			defer out.Close()
+			out := d.Forward(x)
 			want := r.Tensor(t, c.Name+".out")
 			// Same mask as F.dropout under the same seed.
 			g, w := reftest.Float64s(t, out), reftest.Float64s(t, want)
@@ -157,15 +153,12 @@ func TestDropoutMatchesPyTorch(t *testing.T) {
 			}
 			requireClose(t, "forward", out, want)
 			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
-			requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
+			requireGradClose(t, s, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
 
 			// In eval mode the same module is the identity.
 			module.Eval(d)
 			require.False(t, d.Training())
-			id, err := d.Forward(x)
-			require.NoError(t, err)
-			defer id.Close()
-			reftest.RequireBitwise(t, "eval", id, x)
+			reftest.RequireBitwise(t, "eval", d.Forward(x).Must(), x)
 		})
 	}
 }
@@ -209,17 +202,15 @@ func TestSequentialMatchesPyTorch(t *testing.T) {
 				reftest.RequireBitwise(t, "init "+p.Name, p.Tensor, r.Tensor(t, c.Name+".param."+p.Name))
 			}
 
-			x := leaf(t, r.Tensor(t, c.Name+".x"))
+			s := newScope(t)
+			x := leaf(t, s, r.Tensor(t, c.Name+".x"))
 			require.NoError(t, torch.ManualSeed(c.Seed+1))
-			out, err := seq.Forward(x)
-			require.NoError(t, err)
-			defer out.Close()
+			out := seq.Forward(x)
 			e := requireClose(t, "forward", out, r.Tensor(t, c.Name+".out"))
 			weightedBackward(t, out, r.Tensor(t, c.Name+".w"))
-			worst := requireGradClose(t, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
+			worst := requireGradClose(t, s, "grad x", x, r.Tensor(t, c.Name+".grad_x"))
 			for _, p := range module.NamedParameters(seq) {
-				ep := requireGradClose(t, "grad "+p.Name, p.Tensor, r.Tensor(t, c.Name+".grad."+p.Name))
-				worst = max(worst, ep)
+				worst = max(worst, requireGradClose(t, s, "grad "+p.Name, p.Tensor, r.Tensor(t, c.Name+".grad."+p.Name)))
 			}
 			t.Logf("relative errors: forward %.3g, worst gradient %.3g", e, worst)
 		})
@@ -262,8 +253,7 @@ func newNet(t *testing.T, seed uint64, opts ...torch.Option) *Net {
 	var err error
 	n.Embed, err = module.NewEmbedding(10, 4, opts...)
 	require.NoError(t, err)
-	n.Pos, err = torch.Randn([]int64{4}, opts...)
-	require.NoError(t, err)
+	n.Pos = torch.Randn([]int64{4}, opts...).Must()
 	require.NoError(t, n.Pos.SetRequiresGrad(true))
 	l0, err := module.NewLinear(4, 8, true, opts...)
 	require.NoError(t, err)
@@ -286,25 +276,9 @@ func newNet(t *testing.T, seed uint64, opts ...torch.Option) *Net {
 }
 
 // Forward is embed(ids) + pos, then blocks, norm and head.
-func (n *Net) Forward(ids *torch.Tensor) (*torch.Tensor, error) {
-	e, err := n.Embed.Forward(ids)
-	if err != nil {
-		return nil, err
-	}
-	h, err := e.Add(n.Pos)
-	e.Close()
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range []module.Layer{n.Blocks, n.Norm, n.Head} {
-		next, err := l.Forward(h)
-		h.Close()
-		if err != nil {
-			return nil, err
-		}
-		h = next
-	}
-	return h, nil
+func (n *Net) Forward(ids *torch.Tensor) *torch.Tensor {
+	h := n.Embed.Forward(ids).Add(n.Pos)
+	return n.Head.Forward(n.Norm.Forward(n.Blocks.Forward(h)))
 }
 
 func TestLoadPythonStateDict(t *testing.T) {
@@ -328,9 +302,8 @@ func TestLoadPythonStateDict(t *testing.T) {
 		require.True(t, p.Trainable, "%s: Load keeps parameters trainable", p.Name)
 	}
 
-	out, err := n.Forward(r.Tensor(t, "net.ids"))
-	require.NoError(t, err)
-	defer out.Close()
+	s := newScope(t)
+	out := n.Forward(own(s, r.Tensor(t, "net.ids")))
 	e := requireClose(t, "forward after Load", out, r.Tensor(t, "net.out"))
 	t.Logf("relative error of the loaded model's forward: %.3g", e)
 }
@@ -394,13 +367,9 @@ func TestNetFloat64(t *testing.T) {
 	for _, p := range module.NamedParameters(n) {
 		require.Equal(t, torch.Float64, p.Tensor.DType(), p.Name)
 	}
-	out, err := n.Forward(r.Tensor(t, "net.ids"))
-	require.NoError(t, err)
-	defer out.Close()
+	s := newScope(t)
+	out := n.Forward(own(s, r.Tensor(t, "net.ids")))
 	// The reference is a float32 forward: compare at float32 precision.
-	want := r.Tensor(t, "net.out")
-	got32 := torch.Must(out.To(torch.Float32))
-	defer got32.Close()
-	e := reftest.RequireClose(t, "float64 forward vs float32 PyTorch", got32, want, 1e-5)
+	e := reftest.RequireClose(t, "float64 forward vs float32 PyTorch", out.To(torch.Float32).Must(), r.Tensor(t, "net.out"), 1e-5)
 	t.Logf("relative error of the float64 forward: %.3g", e)
 }

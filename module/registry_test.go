@@ -1,7 +1,7 @@
 package module_test
 
-// Tests of the registry: names, traversal, freezing, counting, modes,
-// conversion and child replacement.
+// Tests of the registry: names, traversal, freezing, counting, modes and
+// child replacement.
 
 import (
 	"strings"
@@ -72,7 +72,7 @@ type deepNet struct {
 func TestNamedParametersDeep(t *testing.T) {
 	a, b := newNet(t, 1), newNet(t, 2)
 	d := &deepNet{Trunk: module.NewSequential(a, b)}
-	d.Scale = torch.Must(torch.Ones([]int64{1}))
+	d.Scale = torch.Ones([]int64{1}).Must()
 	d.Param("scale", &d.Scale)
 	module.Child(&d.Base, "trunk", &d.Trunk)
 	defer module.Close(d)
@@ -88,6 +88,23 @@ func TestNamedParametersDeep(t *testing.T) {
 	require.False(t, module.NamedParameters(d)[0].Trainable)
 }
 
+// loop contains itself: Modules must not recurse forever.
+type loop struct {
+	module.Base
+	Self *loop
+	W    *torch.Tensor
+}
+
+func TestModulesStopsOnCycles(t *testing.T) {
+	l := &loop{W: torch.Zeros([]int64{2}).Must()}
+	defer l.W.Close()
+	l.Self = l
+	l.Param("w", &l.W)
+	module.Child(&l.Base, "self", &l.Self)
+	require.Len(t, module.Modules(l), 1)
+	require.Equal(t, []string{"w"}, names(l))
+}
+
 // tied shares one tensor between two layers, like tied embeddings.
 type tied struct {
 	module.Base
@@ -95,7 +112,7 @@ type tied struct {
 	Out *module.Linear
 }
 
-func TestSharedParameterListedOnce(t *testing.T) {
+func newTied(t *testing.T) *tied {
 	emb, err := module.NewEmbedding(10, 4)
 	require.NoError(t, err)
 	out, err := module.LinearFrom(emb.Weight, nil)
@@ -103,18 +120,18 @@ func TestSharedParameterListedOnce(t *testing.T) {
 	m := &tied{Emb: emb, Out: out}
 	module.Child(&m.Base, "emb", &m.Emb)
 	module.Child(&m.Base, "out", &m.Out)
+	return m
+}
+
+func TestSharedParameterListedOnce(t *testing.T) {
+	m := newTied(t)
 	defer module.Close(m)
 
 	require.Equal(t, []string{"emb.weight"}, names(m))
 	total, trainable := module.Count(m)
 	require.Equal(t, int64(40), total)
 	require.Equal(t, int64(40), trainable)
-
-	// To converts the shared tensor once and both layers keep sharing it.
-	require.NoError(t, module.To(m, torch.Float64))
-	require.Same(t, m.Emb.Weight, m.Out.Weight)
-	require.Equal(t, torch.Float64, m.Out.Weight.DType())
-	require.False(t, m.Out.Weight.Closed())
+	require.Equal(t, []string{"emb.weight"}, sortedKeys(module.StateDict(m)))
 }
 
 // optional has children that may be absent.
@@ -155,9 +172,13 @@ func TestRegistrationPanics(t *testing.T) {
 	var x *torch.Tensor
 	require.PanicsWithValue(t, `module: "pos" registered twice`, func() { n.Param("pos", &x) })
 	require.PanicsWithValue(t, `module: "head" registered twice`, func() { n.Param("head", &x) })
+	require.PanicsWithValue(t, `module: "pos" registered twice`, func() { n.Buffer("pos", &x, true) })
 	var l module.Layer
 	require.PanicsWithValue(t, `module: "embed" registered twice`, func() { module.Child(&n.Base, "embed", &l) })
-	require.Panics(t, func() { n.Param("", &x) })
+	require.PanicsWithValue(t, `module: Param: empty name`, func() { n.Param("", &x) })
+	require.PanicsWithValue(t, `module: Buffer "a.b": a name cannot contain a dot`, func() { n.Buffer("a.b", &x, false) })
+	require.PanicsWithValue(t, `module: Param "p": nil pointer`, func() { n.Param("p", nil) })
+	require.PanicsWithValue(t, `module: Child "c": nil pointer`, func() { module.Child[module.Layer](&n.Base, "c", nil) })
 }
 
 func TestFreezeParametersCount(t *testing.T) {
@@ -244,7 +265,7 @@ func TestSummaryThousands(t *testing.T) {
 	// 1,234 trainable of 5,678: an Embedding 1234×1 and a frozen 4444×1.
 	m := &bigModel{}
 	m.Emb = torch.Must(module.NewEmbedding(1234, 1))
-	m.Proj = torch.Must(module.LinearFrom(torch.Must(torch.Zeros([]int64{4444, 1})), nil))
+	m.Proj = torch.Must(module.LinearFrom(torch.Zeros([]int64{4444, 1}), nil))
 	module.Child(&m.Base, "emb", &m.Emb)
 	module.Child(&m.Base, "proj", &m.Proj)
 	defer module.Close(m)
@@ -305,16 +326,16 @@ func TestTrainEvalRecursion(t *testing.T) {
 func TestDropoutModes(t *testing.T) {
 	m := newDropNet(t)
 	defer module.Close(m)
+	s := newScope(t)
 	ones := make([]float32, 2000)
 	for i := range ones {
 		ones[i] = 1
 	}
-	x := tensorOf(t, ones)
+	x := s.Own(torch.FromSlice(ones))
 	require.NoError(t, torch.ManualSeed(0))
 
 	// Training: each element is dropped (0) or scaled by 1/(1−p) = 2.
-	y := torch.Must(m.Drop.Forward(x))
-	defer y.Close()
+	y := m.Drop.Forward(x)
 	zeros := 0
 	for i, v := range reftest.Float64s(t, y) {
 		require.True(t, v == 0 || v == 2, "element %d = %v", i, v)
@@ -325,36 +346,27 @@ func TestDropoutModes(t *testing.T) {
 	require.InDelta(t, 1000, zeros, 150, "about half are dropped")
 
 	// Two draws differ; reseeding reproduces them.
-	y2 := torch.Must(m.Drop.Forward(x))
-	defer y2.Close()
+	y2 := m.Drop.Forward(x)
 	require.NotEqual(t, reftest.Float64s(t, y), reftest.Float64s(t, y2))
 	require.NoError(t, torch.ManualSeed(0))
-	y3 := torch.Must(m.Drop.Forward(x))
-	defer y3.Close()
-	require.Equal(t, reftest.Float64s(t, y), reftest.Float64s(t, y3))
+	require.Equal(t, reftest.Float64s(t, y), reftest.Float64s(t, m.Drop.Forward(x)))
 
-	// Eval: identity, as a new handle that outlives closing x's twin.
+	// Eval: identity, as a new handle; closing it leaves x.
 	module.Eval(m)
-	id := torch.Must(m.Drop.Forward(x))
+	id := m.Drop.Forward(x)
 	require.NotSame(t, x, id)
 	require.Equal(t, ones, torch.Must(torch.ToSlice[float32](id)))
-	id.Close()
+	require.NoError(t, id.Close())
 	require.False(t, x.Closed())
 	require.Equal(t, ones, torch.Must(torch.ToSlice[float32](x)))
 
 	// The Sequential's dropout follows the mode: eval output is
 	// deterministic and equals l1(l0(x)).
-	in := tensorOf(t, []float32{1, -2, 3, 0.5, 0, 1, -1, 2}, 2, 4)
-	a := torch.Must(m.Body.Forward(in))
-	defer a.Close()
+	in := s.Own(torch.FromSlice([]float32{1, -2, 3, 0.5, 0, 1, -1, 2}, 2, 4))
+	a := m.Body.Forward(in)
 	require.NoError(t, torch.ManualSeed(123))
-	b := torch.Must(m.Body.Forward(in))
-	defer b.Close()
-	reftest.RequireBitwise(t, "eval is deterministic", a, b)
-	h := torch.Must(m.Body.Layers[0].Forward(in))
-	defer h.Close()
-	direct := torch.Must(m.Body.Layers[2].Forward(h))
-	defer direct.Close()
+	reftest.RequireBitwise(t, "eval is deterministic", a, m.Body.Forward(in))
+	direct := m.Body.Layers[2].Forward(m.Body.Layers[0].Forward(in))
 	reftest.RequireBitwise(t, "eval skips dropout", a, direct)
 
 	// p = 0 and p = 1 in training mode.
@@ -364,70 +376,9 @@ func TestDropoutModes(t *testing.T) {
 		want float32
 	}{{0, 1}, {1, 0}} {
 		d := torch.Must(module.NewDropout(c.p))
-		out := torch.Must(d.Forward(x))
-		for i, v := range torch.Must(torch.ToSlice[float32](out)) {
+		for i, v := range torch.Must(torch.ToSlice[float32](d.Forward(x))) {
 			require.Equal(t, c.want, v, "p=%v element %d", c.p, i)
 		}
-		out.Close()
-	}
-}
-
-func TestToFloat64KeepsTrainability(t *testing.T) {
-	n := newNet(t, 1)
-	defer module.Close(n)
-	require.NoError(t, module.Freeze(n.Blocks))
-	before := map[string][]float64{}
-	trainable := map[string]bool{}
-	for _, p := range module.NamedParameters(n) {
-		before[p.Name] = reftest.Float64s(t, p.Tensor)
-		trainable[p.Name] = p.Trainable
-	}
-	oldPos := n.Pos
-	live := torch.LiveTensors()
-
-	require.NoError(t, module.To(n, torch.Float64))
-	require.Equal(t, live, torch.LiveTensors(), "To closes the tensors it replaces")
-	require.True(t, oldPos.Closed())
-	require.NotSame(t, oldPos, n.Pos, "the fields are refilled")
-	require.Equal(t, netOrder, names(n))
-	for _, p := range module.NamedParameters(n) {
-		require.Equal(t, torch.Float64, p.Tensor.DType(), p.Name)
-		require.Equal(t, trainable[p.Name], p.Trainable, p.Name)
-		require.Equal(t, before[p.Name], reftest.Float64s(t, p.Tensor), "%s: float32 values convert exactly", p.Name)
-	}
-	// Converted parameters are leaves: backward fills their gradients.
-	ids := torch.Must(torch.FromSlice([]int64{1, 2, 3}))
-	out := torch.Must(n.Forward(ids))
-	ids.Close()
-	require.Equal(t, torch.Float64, out.DType())
-	loss := torch.Must(out.Sum())
-	require.NoError(t, loss.Backward())
-	torch.CloseAll(out, loss)
-	for _, p := range module.NamedParameters(n) {
-		g, err := p.Tensor.Grad()
-		require.NoError(t, err)
-		require.Equal(t, trainable[p.Name], g != nil, "%s: gradient iff trainable", p.Name)
-		g.Close()
-	}
-	require.NoError(t, module.ZeroGrad(n))
-	for _, p := range module.NamedParameters(n) {
-		g, err := p.Tensor.Grad()
-		require.NoError(t, err)
-		require.Nil(t, g, "%s: ZeroGrad drops the gradient", p.Name)
-	}
-
-	// And back: the float32 bits are the original ones.
-	require.NoError(t, module.To(n, torch.Float32))
-	for _, p := range module.NamedParameters(n) {
-		require.Equal(t, torch.Float32, p.Tensor.DType(), p.Name)
-		require.Equal(t, before[p.Name], reftest.Float64s(t, p.Tensor), p.Name)
-	}
-	// A device target: CPU to CPU keeps everything.
-	require.NoError(t, module.To(n, torch.CPU))
-	require.Equal(t, live, torch.LiveTensors())
-	for _, p := range module.NamedParameters(n) {
-		require.Equal(t, torch.CPU, p.Tensor.Device(), p.Name)
-		require.Equal(t, trainable[p.Name], p.Trainable, p.Name)
 	}
 }
 
@@ -444,14 +395,7 @@ func newScaled(inner module.Layer, k float64) *scaled {
 	return s
 }
 
-func (s *scaled) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	y, err := s.Inner.Forward(x)
-	if err != nil {
-		return nil, err
-	}
-	defer y.Close()
-	return y.MulScalar(s.K)
-}
+func (s *scaled) Forward(x *torch.Tensor) *torch.Tensor { return s.Inner.Forward(x).MulScalar(s.K) }
 
 // fixed declares its child with a concrete type, so it cannot be wrapped.
 type fixed struct {
@@ -462,23 +406,17 @@ type fixed struct {
 func TestSetChild(t *testing.T) {
 	n := newNet(t, 1)
 	defer module.Close(n)
-	ids := torch.Must(torch.FromSlice([]int64{0, 5}))
-	defer ids.Close()
-	before := torch.Must(n.Forward(ids))
-	defer before.Close()
+	s := newScope(t)
+	ids := s.Own(torch.FromSlice([]int64{0, 5}))
+	before := n.Forward(ids)
 
 	// Through a module.Layer field: wrap the head in place.
 	head := n.Head
 	w := newScaled(head, 3)
 	require.NoError(t, module.SetChild(n, "head", w))
 	require.Same(t, w, n.Head)
-	names := names(n)
-	require.Equal(t, append(append([]string{}, netOrder[:8]...), "head.inner.weight", "head.inner.bias"), names)
-	after := torch.Must(n.Forward(ids))
-	defer after.Close()
-	tripled := torch.Must(before.MulScalar(3))
-	defer tripled.Close()
-	requireClose(t, "wrapped head", after, tripled)
+	require.Equal(t, append(append([]string{}, netOrder[:8]...), "head.inner.weight", "head.inner.bias"), names(n))
+	requireClose(t, "wrapped head", n.Forward(ids), before.MulScalar(3))
 
 	// Inside a Sequential, by index.
 	old := n.Blocks.Layers[1]
@@ -494,14 +432,15 @@ func TestSetChild(t *testing.T) {
 	require.Same(t, inner2, w.Inner)
 	module.Close(head)
 
-	// Bad paths.
+	// Bad paths, and a nil module.
 	for _, path := range []string{"nope", "blocks.7", "head.inner.x"} {
 		err := module.SetChild(n, path, repl)
 		require.Error(t, err, path)
 		require.Contains(t, err.Error(), "no child", path)
 	}
-	err := module.SetChild(n, "nope.head", repl)
-	require.ErrorContains(t, err, `no module at "nope"`)
+	require.ErrorContains(t, module.SetChild(n, "nope.head", repl), `no module at "nope"`)
+	require.ErrorContains(t, module.SetChild(n, "head", nil), "nil module")
+	require.Same(t, w, n.Head)
 
 	// Through a *module.Linear field: a clear error, and nothing changes.
 	f := &fixed{Proj: torch.Must(module.NewLinear(2, 2, true))}
@@ -510,7 +449,7 @@ func TestSetChild(t *testing.T) {
 	orig := f.Proj
 	wrapper := newScaled(torch.Must(module.NewLinear(2, 2, true)), 2)
 	defer module.Close(wrapper)
-	err = module.SetChild(f, "proj", wrapper)
+	err := module.SetChild(f, "proj", wrapper)
 	require.Error(t, err)
 	require.Contains(t, err.Error(), `"proj"`)
 	require.Contains(t, err.Error(), "*module.Linear")

@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"unsafe"
 )
@@ -30,6 +31,7 @@ type Op struct {
 	once           sync.Once
 	h              C.cg_op
 	err            error
+	argNames       []string // from the schema, for error messages
 }
 
 // NewOp returns the operator name.overload; it is looked up on first use.
@@ -41,6 +43,13 @@ func (o *Op) resolve() (C.cg_op, error) {
 		defer C.free(unsafe.Pointer(n))
 		defer C.free(unsafe.Pointer(ov))
 		o.err = check(o.name, C.cg_op_find(n, ov, &o.h))
+		if o.err == nil {
+			var s *C.char
+			if check(o.name, C.cg_op_schema(o.h, &s)) == nil {
+				o.argNames = schemaArgNames(C.GoString(s))
+				C.cg_free_error(s)
+			}
+		}
 	})
 	return o.h, o.err
 }
@@ -137,6 +146,9 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 	for i, a := range args {
 		ca := &cargs[i]
 		name := fmt.Sprintf("argument %d", i)
+		if i < len(o.argNames) {
+			name = o.argNames[i]
+		}
 		switch v := a.(type) {
 		case defaultArg:
 			ca.kind = C.CG_ARG_DEFAULT
@@ -230,3 +242,46 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 
 // optTensors is a Tensor?[] argument (nil entries are None), as index takes.
 type optTensors []*Tensor
+
+// schemaArgNames returns the argument names of a schema such as
+// "aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor".
+func schemaArgNames(schema string) []string {
+	open := strings.IndexByte(schema, '(')
+	if open < 0 {
+		return nil
+	}
+	var names []string
+	depth, start := 0, open+1
+	for i := open + 1; i < len(schema); i++ {
+		switch schema[i] {
+		case '(', '[':
+			depth++
+		case ']':
+			depth--
+		case ')':
+			if depth == 0 {
+				names = appendArgName(names, schema[start:i])
+				return names
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				names = appendArgName(names, schema[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return names
+}
+
+func appendArgName(names []string, decl string) []string {
+	decl = strings.TrimSpace(decl)
+	if decl == "" || decl == "*" {
+		return names
+	}
+	if eq := strings.IndexByte(decl, '='); eq >= 0 {
+		decl = decl[:eq]
+	}
+	f := strings.Fields(decl)
+	return append(names, f[len(f)-1])
+}

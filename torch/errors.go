@@ -82,6 +82,9 @@ func caller() string {
 }
 
 func inThisPackage(f runtime.Frame) bool {
+	if strings.HasPrefix(f.Function, "sync.") || strings.HasPrefix(f.Function, "runtime.") {
+		return true // an op resolved inside sync.Once, a deferred call
+	}
 	return strings.HasPrefix(f.Function, "github.com/golora/golora/torch.") && !strings.HasSuffix(f.File, "_test.go")
 }
 

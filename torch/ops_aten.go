@@ -57,6 +57,15 @@ var (
 	opZero_         = NewOp("aten::zero_", "")
 	opClamp_        = NewOp("aten::clamp_", "")
 	opMaskedFill_   = NewOp("aten::masked_fill_", "Scalar")
+
+	opForeachMul_     = NewOp("aten::_foreach_mul_", "Scalar")
+	opForeachAdd_     = NewOp("aten::_foreach_add_", "List")
+	opForeachAddcmul_ = NewOp("aten::_foreach_addcmul_", "Scalar")
+	opForeachAddcdiv_ = NewOp("aten::_foreach_addcdiv_", "Scalar")
+	opForeachLerp_    = NewOp("aten::_foreach_lerp_", "Scalar") // libtorch ≥ 2.0
+	opForeachSqrt     = NewOp("aten::_foreach_sqrt", "")
+	opForeachNorm     = NewOp("aten::_foreach_norm", "Scalar")
+	opForeachZero_    = NewOp("aten::_foreach_zero_", "")
 )
 
 // ---- maths ----
@@ -200,7 +209,11 @@ func (t *Tensor) Chunk(n, dim int64) []*Tensor {
 	if n < 1 {
 		return []*Tensor{failed(argErrorf("Chunk", "chunks", "must be positive, got %d", n))}
 	}
-	return opChunk.CallN("Chunk", int(n), t, n, dim)
+	max := n
+	if size := t.SizeOf(int(dim)); size > 0 && size < max {
+		max = size // at most one piece per entry: no room for a huge n
+	}
+	return opChunk.CallN("Chunk", int(max), t, n, dim)
 }
 
 // Split splits t into pieces of size along dim (the last may be smaller).
@@ -305,9 +318,19 @@ func Conv1d(x, w, b *Tensor, stride, padding, dilation, groups int64) *Tensor {
 	return opConv1d.Call1("Conv1d", x, w, b, []int64{stride}, []int64{padding}, []int64{dilation}, groups)
 }
 
-// EmbeddingPadded is F.embedding(indices, weight, padding_idx): rows at
-// paddingIdx get no gradient.
+// EmbeddingPadded is F.embedding(indices, weight, padding_idx): the row at
+// paddingIdx is looked up as usual but gets no gradient. A negative
+// paddingIdx counts from the end (-1 is the last row), as in F.embedding;
+// use Embedding for no padding row.
 func EmbeddingPadded(indices, weight *Tensor, paddingIdx int64) *Tensor {
+	if n := weight.SizeOf(0); n >= 0 { // else (nil, failed, closed, 0-dim) the call reports weight's problem
+		if paddingIdx < -n || paddingIdx >= n {
+			return failed(argErrorf("EmbeddingPadded", "paddingIdx", "%d is out of range for %d embeddings", paddingIdx, n))
+		}
+		if paddingIdx < 0 {
+			paddingIdx += n
+		}
+	}
 	return opEmbeddingFull.Call1("EmbeddingPadded", weight, indices, paddingIdx)
 }
 
@@ -389,6 +412,116 @@ func (t *Tensor) MaskedFill_(mask *Tensor, value float64) *Tensor {
 		return failed(argErrorf("MaskedFill_", "mask", "mask must be a bool tensor, got %v", mask.DType()))
 	}
 	return opMaskedFill_.Inplace("MaskedFill_", t, mask, value)
+}
+
+// ---- _foreach: one dispatcher call over a list of tensors ----
+//
+// These are the multi-tensor forms that optimizers use: one call updates a
+// whole parameter list (libtorch's fused CUDA kernels; a loop on the CPU).
+// The lists must have the same length; empty lists do nothing. The errors
+// name the list and the entry at fault, e.g. "others[2]".
+
+// foreachCheck validates the lists of a _foreach op before the call.
+func foreachCheck(op string, names []string, lists ...[]*Tensor) error {
+	n := len(lists[0])
+	for k, l := range lists {
+		if len(l) != n {
+			return argErrorf(op, names[k], "has %d tensors but %s has %d", len(l), names[0], n)
+		}
+		for i, t := range l {
+			switch {
+			case t == nil:
+				return argErrorf(op, argIndex(names[k], i), "nil tensor")
+			case t.err != nil:
+				return t.err
+			case t.Closed():
+				return argErrorf(op, argIndex(names[k], i), "use of closed tensor")
+			}
+		}
+	}
+	return nil
+}
+
+// ForeachMul_ multiplies every tensor of ts by s in place.
+func ForeachMul_(ts []*Tensor, s float64) error {
+	if err := foreachCheck("ForeachMul_", []string{"ts"}, ts); err != nil || len(ts) == 0 {
+		return err
+	}
+	return opForeachMul_.Void("ForeachMul_", ts, s)
+}
+
+// ForeachAdd_ adds alpha·others[i] to ts[i] in place.
+func ForeachAdd_(ts, others []*Tensor, alpha float64) error {
+	if err := foreachCheck("ForeachAdd_", []string{"ts", "others"}, ts, others); err != nil || len(ts) == 0 {
+		return err
+	}
+	return opForeachAdd_.Void("ForeachAdd_", ts, others, alpha)
+}
+
+// ForeachAddcmul_ adds value·t1[i]·t2[i] to ts[i] in place.
+func ForeachAddcmul_(ts, t1, t2 []*Tensor, value float64) error {
+	if err := foreachCheck("ForeachAddcmul_", []string{"ts", "t1", "t2"}, ts, t1, t2); err != nil || len(ts) == 0 {
+		return err
+	}
+	return opForeachAddcmul_.Void("ForeachAddcmul_", ts, t1, t2, value)
+}
+
+// ForeachAddcdiv_ adds value·t1[i]/t2[i] to ts[i] in place.
+func ForeachAddcdiv_(ts, t1, t2 []*Tensor, value float64) error {
+	if err := foreachCheck("ForeachAddcdiv_", []string{"ts", "t1", "t2"}, ts, t1, t2); err != nil || len(ts) == 0 {
+		return err
+	}
+	return opForeachAddcdiv_.Void("ForeachAddcdiv_", ts, t1, t2, value)
+}
+
+// ForeachLerp_ moves ts[i] toward ends[i] by weight in place. libtorch
+// 1.13 has no aten::_foreach_lerp_: there it loops over Lerp_, and a
+// failure part way leaves the entries before it updated.
+func ForeachLerp_(ts, ends []*Tensor, weight float64) error {
+	if err := foreachCheck("ForeachLerp_", []string{"ts", "ends"}, ts, ends); err != nil || len(ts) == 0 {
+		return err
+	}
+	if opForeachLerp_.Available() {
+		return opForeachLerp_.Void("ForeachLerp_", ts, ends, weight)
+	}
+	for i, t := range ts {
+		if r := opLerp_.Inplace("ForeachLerp_", t, ends[i], weight); r.err != nil {
+			return r.err
+		}
+	}
+	return nil
+}
+
+// ForeachSqrt returns √ts[i] for every tensor (new tensors), or one failed
+// tensor.
+func ForeachSqrt(ts []*Tensor) []*Tensor {
+	if err := foreachCheck("ForeachSqrt", []string{"ts"}, ts); err != nil {
+		return []*Tensor{failed(err)}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return opForeachSqrt.CallN("ForeachSqrt", len(ts), ts)
+}
+
+// ForeachNorm returns the p-norm of every tensor (0-dim tensors), as
+// gradient clipping needs them, or one failed tensor.
+func ForeachNorm(ts []*Tensor, p float64) []*Tensor {
+	if err := foreachCheck("ForeachNorm", []string{"ts"}, ts); err != nil {
+		return []*Tensor{failed(err)}
+	}
+	if len(ts) == 0 {
+		return nil
+	}
+	return opForeachNorm.CallN("ForeachNorm", len(ts), ts, p)
+}
+
+// ForeachZero_ zeroes every tensor of ts in place.
+func ForeachZero_(ts []*Tensor) error {
+	if err := foreachCheck("ForeachZero_", []string{"ts"}, ts); err != nil || len(ts) == 0 {
+		return err
+	}
+	return opForeachZero_.Void("ForeachZero_", ts)
 }
 
 // ---- helpers ----

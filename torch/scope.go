@@ -46,14 +46,28 @@ func (s *Scope) adopt(t *Tensor) bool {
 	return true
 }
 
-// forget drops t from the bookkeeping after t was closed on its own. The
-// common last-in-first-out case costs nothing; otherwise Close skips it.
+// forgetWindow is how many of a scope's newest entries forget searches.
+const forgetWindow = 4
+
+// forget drops t from the bookkeeping after t was closed on its own (or
+// moved to another scope). It looks among the newest entries only, so it
+// costs next to nothing: the last-in-first-out case pops t, a tensor
+// closed a little out of order (y := x.A(); z := y.B(); y.Close();
+// z.Close()) leaves a nil that goes when the entries after it do. Older
+// entries stay listed, and Close skips them.
 func (s *Scope) forget(t *Tensor) {
 	s.mu.Lock()
-	if n := len(s.owned); n > 0 && s.owned[n-1] == t {
-		s.owned[n-1] = nil
-		s.owned = s.owned[:n-1]
+	n := len(s.owned)
+	for i := n - 1; i >= 0 && i >= n-forgetWindow; i-- {
+		if s.owned[i] == t {
+			s.owned[i] = nil
+			break
+		}
 	}
+	for n > 0 && s.owned[n-1] == nil {
+		n--
+	}
+	s.owned = s.owned[:n]
 	s.mu.Unlock()
 }
 
@@ -190,4 +204,30 @@ func (s *Scope) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.owned)
+}
+
+// Borrow returns a second handle to t (same memory, same autograd
+// identity, like Alias) owned by s, so that ops on a long-lived tensor such
+// as a parameter or a buffer put their results in s:
+//
+//	mask := s.Borrow(m.causalMask).Narrow(2, 0, T) // freed with s
+//
+// t itself is not moved: closing s closes only the borrowed handle.
+func (s *Scope) Borrow(t *Tensor) *Tensor {
+	a := t.Alias()
+	if a.err != nil {
+		s.fail(a.err)
+		return a
+	}
+	return s.Own(a)
+}
+
+// Failed returns a failed tensor carrying err, for code outside this
+// package (a module's own checks) that returns tensors the sticky way. A
+// nil err gives a failed tensor too, with a generic message.
+func Failed(err error) *Tensor {
+	if err == nil {
+		err = newError("Failed", "", "failed without an error")
+	}
+	return failed(err)
 }

@@ -35,6 +35,11 @@ It writes, under module/testdata/:
       (Sequential of Linear 4->8 and Linear 8->4), norm (LayerNorm 4), head
       (Linear 4->3).
 
+  bert_emb_state.safetensors
+      the state_dict() of BERT's embeddings (BertEmb below): word and
+      position embeddings, a LayerNorm and the persistent int64 buffer
+      position_ids (1 x 6); module_refs holds bert.{ids,out}, its forward.
+
 The output is deterministic: inputs come from a private seeded generator,
 and seeded constructions reseed the default generator themselves. The
 safetensors writer, the private generator and the deterministic setup are
@@ -243,10 +248,41 @@ add("net.ids", ids)
 add("net.out", net_out)
 meta["net_order"] = json.dumps([n for n, _ in net.named_parameters()])
 
+
+
+# --- a persistent int64 buffer: BERT's embeddings ---------------------------
+class BertEmb(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(12, 4)
+        self.position_embeddings = nn.Embedding(6, 4)
+        self.LayerNorm = nn.LayerNorm(4)
+        self.register_buffer("position_ids", torch.arange(6).expand((1, -1)), persistent=True)
+
+    def forward(self, ids):
+        pos = self.position_ids[:, : ids.size(1)]
+        return self.LayerNorm(self.word_embeddings(ids) + self.position_embeddings(pos))
+
+
+torch.manual_seed(77)
+bert = BertEmb()
+with torch.no_grad():
+    bert.LayerNorm.weight.add_(0.1 * randn([4], torch.float32))
+    bert.LayerNorm.bias.add_(0.1 * randn([4], torch.float32))
+bert_ids = torch.tensor([[3, 1, 4, 1], [5, 9, 2, 6]], dtype=torch.int64)
+with torch.no_grad():
+    add("bert.ids", bert_ids)
+    add("bert.out", bert(bert_ids))
+
 write_safetensors(os.path.join(HERE, "module_refs.safetensors"), tensors, meta)
 write_safetensors(
     os.path.join(HERE, "net_state.safetensors"),
     list(net.state_dict().items()),
     {"format": "pt", "source": "module/testdata/gen_module.py"},
 )
-print("wrote %d reference tensors and a %d-tensor state dict" % (len(tensors), len(net.state_dict())))
+write_safetensors(
+    os.path.join(HERE, "bert_emb_state.safetensors"),
+    list(bert.state_dict().items()),
+    {"format": "pt", "source": "module/testdata/gen_module.py"},
+)
+print("wrote %d reference tensors and two state dicts" % len(tensors))
