@@ -239,21 +239,23 @@ cg_err cg_set_data(cg_tensor dst, cg_tensor src);
 int64_t cg_live_bytes(void);
 /* cg_nbytes: numel * element size of t. */
 cg_err cg_nbytes(cg_tensor t, int64_t *out);
-/* cg_from_blob_copy is cg_from_bytes straight into dtype/device: data
+/* cg_from_bytes_to is cg_from_bytes straight into dtype/device: data
  * (src_dtype, row-major, nbytes) is wrapped without a copy, then converted
  * once into the target (a CPU tensor of the same dtype is one memcpy). */
 cg_err cg_from_bytes_to(const void *data, size_t nbytes, const int64_t *shape,
                         int ndim, int src_dtype, int dtype, int device_type,
                         int device_index, cg_tensor *out);
 
-/* ---- version.cc (v2): RNG state, warnings ---- */
+/* ---- rng.cc and warnings.cc (v2): RNG state, warnings ---- */
 /* The generator state of a device (CPU, or a CUDA index) as a uint8 tensor,
  * and back; set validates the state's size. */
 cg_err cg_rng_get_state(int device_type, int device_index, cg_tensor *out);
 cg_err cg_rng_set_state(int device_type, int device_index, cg_tensor state);
 /* cg_set_warning_handler routes libtorch's warnings (TORCH_WARN) to fn,
- * message without C++ source location; NULL restores stderr. fn may be
- * called from any thread. */
+ * message without C++ source location; NULL restores stderr. libtorch's
+ * handler is per thread, so every entry point installs it on its calling
+ * thread; warnings raised on libtorch's own intra-op worker threads still
+ * go to stderr. fn may be called from any thread. */
 typedef void (*cg_warning_fn)(const char *msg, int deprecation);
 cg_err cg_set_warning_handler(cg_warning_fn fn);
 

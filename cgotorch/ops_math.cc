@@ -182,7 +182,14 @@ cg_err cg_tril(cg_tensor h, int64_t diagonal, cg_tensor *out) {
 cg_err cg_masked_fill(cg_tensor h, cg_tensor mask, double value,
                       cg_tensor *out) {
   CG_TRY
-  *out = cg::wrap(T(h).masked_fill(T(mask), value));
+  const at::Tensor &m = T(mask);
+  // libtorch 1.13 takes any mask dtype: uint8 with a deprecation warning,
+  // int64 as a mask, float32 silently filling nothing; 2.x refuses them all
+  // ("masked_fill_ only supports boolean masks"). Refuse on both lines.
+  if (m.scalar_type() != at::kBool)
+    throw std::invalid_argument(std::string("mask must be a bool tensor, got ") +
+                                cg::dtype_name(m.scalar_type()));
+  *out = cg::wrap(T(h).masked_fill(m, value));
   CG_CATCH
 }
 

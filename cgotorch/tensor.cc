@@ -3,9 +3,51 @@
 
 using cg::T;
 
+namespace cg {
+std::atomic<int64_t> live_bytes{0};
+}
+
+namespace {
+
+// checked_sizes validates a shape from C and the byte count of its data.
+at::IntArrayRef checked_sizes(const int64_t *shape, int ndim, at::ScalarType st,
+                              size_t nbytes) {
+  auto sizes = cg::ints(shape, ndim);
+  bool empty = false;
+  for (auto s : sizes) {
+    if (s < 0)
+      throw std::invalid_argument("negative dimension " + std::to_string(s) +
+                                  " in shape " + c10::str(sizes));
+    empty = empty || s == 0;
+  }
+  uint64_t want = empty ? 0 : c10::elementSize(st);
+  for (auto s : sizes) {
+    if (empty) break;
+    if (want > UINT64_MAX / static_cast<uint64_t>(s))
+      throw std::invalid_argument("shape " + c10::str(sizes) + " is too large");
+    want *= static_cast<uint64_t>(s);
+  }
+  if (want != nbytes)
+    throw std::invalid_argument("data has " + std::to_string(nbytes) +
+                                " bytes but shape " + c10::str(sizes) +
+                                " needs " + std::to_string(want));
+  return sizes;
+}
+
+}  // namespace
+
 extern "C" {
 
-void cg_tensor_free(cg_tensor t) { delete t; }
+void cg_tensor_free(cg_tensor t) {
+  if (t == nullptr) return;
+  if (t->bytes != 0)
+    cg::live_bytes.fetch_sub(t->bytes, std::memory_order_relaxed);
+  delete t;
+}
+
+int64_t cg_live_bytes(void) {
+  return cg::live_bytes.load(std::memory_order_relaxed);
+}
 
 cg_err cg_from_bytes(const void *data, size_t nbytes, const int64_t *shape,
                      int ndim, int dtype, cg_tensor *out) {
@@ -142,6 +184,61 @@ cg_err cg_copy_(cg_tensor dst, cg_tensor src) {
 cg_err cg_shallow_clone(cg_tensor h, cg_tensor *out) {
   CG_TRY
   *out = cg::wrap(T(h));
+  CG_CATCH
+}
+
+cg_err cg_nbytes(cg_tensor h, int64_t *out) {
+  CG_TRY
+  const at::Tensor &t = T(h);
+  *out = static_cast<int64_t>(t.numel()) * static_cast<int64_t>(t.element_size());
+  CG_CATCH
+}
+
+cg_err cg_set_data(cg_tensor dst, cg_tensor src) {
+  CG_TRY
+  at::Tensor &d = T(dst);
+  const at::Tensor &s = T(src);
+  if (!d.defined() || !s.defined())
+    throw std::invalid_argument("set_data needs two defined tensors");
+  // Variable::set_data (what Python's `p.data = x` runs) swaps the
+  // TensorImpl's storage, sizes, dtype and device in place, so every handle
+  // and autograd graph leaf that shares dst's TensorImpl sees the new data;
+  // requires_grad and .grad stay (a stale .grad of another dtype or device
+  // is the caller's to drop). It refuses only tensors of different kinds
+  // (dense vs sparse); dtype and CPU<->CUDA changes are allowed in 1.13 and
+  // 2.x alike. Version counters are not shared with src.
+  d.set_data(s);
+  // dst's handle now references src's storage: account for it.
+  int64_t n = cg::storage_bytes(d);
+  cg::live_bytes.fetch_add(n - dst->bytes, std::memory_order_relaxed);
+  dst->bytes = n;
+  CG_CATCH
+}
+
+cg_err cg_from_bytes_to(const void *data, size_t nbytes, const int64_t *shape,
+                        int ndim, int src_dtype, int dtype, int device_type,
+                        int device_index, cg_tensor *out) {
+  CG_TRY
+  auto src_st = cg::dtype_of(src_dtype);
+  auto opts = at::TensorOptions()
+                  .dtype(cg::dtype_of(dtype))
+                  .device(cg::device_of(device_type, device_index));
+  auto sizes = checked_sizes(shape, ndim, src_st, nbytes);
+  at::Tensor r;
+  if (nbytes == 0) {
+    r = torch::empty(sizes, opts);
+  } else {
+    if (data == nullptr) throw std::invalid_argument("null data pointer");
+    // from_blob borrows the caller's bytes for the duration of this call;
+    // the conversion below makes the tensor that is returned.
+    at::Tensor blob = torch::from_blob(const_cast<void *>(data), sizes,
+                                       at::TensorOptions().dtype(src_st));
+    if (opts.dtype() == blob.dtype() && opts.device() == blob.device())
+      r = blob.clone();  // same dtype on CPU: one copy into owned memory
+    else
+      r = blob.to(opts);  // one conversion (dtype, device or both)
+  }
+  *out = cg::wrap(std::move(r));
   CG_CATCH
 }
 

@@ -36,6 +36,24 @@ int code_of(at::ScalarType st) {
                               c10::toString(st));
 }
 
+const char *dtype_name(at::ScalarType st) {
+  switch (st) {
+    case at::kByte: return "uint8";
+    case at::kChar: return "int8";
+    case at::kShort: return "int16";
+    case at::kInt: return "int32";
+    case at::kLong: return "int64";
+    case at::kHalf: return "float16";
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kBool: return "bool";
+    case at::kBFloat16: return "bfloat16";
+    case at::kComplexFloat: return "complex64";
+    case at::kComplexDouble: return "complex128";
+    default: return c10::toString(st);
+  }
+}
+
 at::Device device_of(int type, int index) {
   if (type == CG_CPU) return at::Device(at::kCPU);
   if (type == CG_CUDA) {
