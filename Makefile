@@ -2,7 +2,8 @@
 #
 # Quick start (fresh Debian 12 as root, nothing exported):
 #   make example    # installs libtorch + libcgotorch.so, runs examples/quickstart
-#   make test       # regenerates the PyTorch references, then go vet + go test -race
+#   make test       # regenerates the PyTorch references, then go vet + go test -race,
+#                   # then fails if the run changed the git work tree
 #
 # Variables:
 #   INSTALL_FLAGS  extra flags for scripts/install_libtorch.sh (e.g. --cuda=cu126)
@@ -26,13 +27,14 @@ FIND_REF_SCRIPTS = find . \( -name '.?*' -o -name vendor -o -name node_modules \
 FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
 	-o -type f -name '*.go' -print
 
-.PHONY: help install refs test test-pytorch gpu-bundle vet example bench fmt-check
+.PHONY: help install refs test tree-save test-pytorch gpu-bundle vet example bench fmt-check check-clean
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
 	@echo "make example    install, then go run ./examples/quickstart"
-	@echo "make refs       regenerate PyTorch reference files (*/testdata/gen_*.py) with $(PYTHON_REFS)"
-	@echo "make test       install, refs, go vet, go test -race"
+	@echo "make refs       regenerate every PyTorch reference file (*/testdata/gen_*.py) with $(PYTHON_REFS)"
+	@echo "make test       install, refs, go vet, go test -race; fails if the run changed the git work tree"
+	@echo "make check-clean  fail unless git status --porcelain is empty (.ci/run, after make test)"
 	@echo "make test-pytorch PYTHON_TORCH=...  the suite against another PyTorch's libtorch (e.g. a PyPI wheel in a venv)"
 	@echo "make gpu-bundle test binaries in .gpu/ for scripts/gpu_check.sh on a GPU machine"
 	@echo "make bench      go test -run=NONE -bench=. -benchmem ./..."
@@ -41,26 +43,50 @@ help:
 install:
 	scripts/install_libtorch.sh $(INSTALL_FLAGS)
 
+# Every generator runs every time (nothing is skipped: a reference file is
+# only as good as the PyTorch that wrote it), in parallel, one process per
+# generator (each uses one thread, so its output does not depend on the load).
+# The reference files are not committed (.gitignore). The torch check runs
+# with the current directory off sys.path: from the repository root a Python
+# without torch would import the Go folder torch/ as a namespace package.
 refs:
 	@set -euo pipefail; \
 	scripts=$$($(FIND_REF_SCRIPTS)); \
 	if [ -z "$$scripts" ]; then echo "refs: no */testdata/gen_*.py scripts; nothing to do"; exit 0; fi; \
-	if ! $(PYTHON_REFS) -c 'import torch' >/dev/null 2>&1; then \
+	if ! v=$$($(PYTHON_REFS) -c 'import sys; sys.path[:] = [p for p in sys.path if p not in ("", ".")]; import torch; print(torch.__version__)' 2>/dev/null); then \
 		echo "refs: $(PYTHON_REFS) cannot import torch; run 'make install' (installs python3-torch)" \
 			"or pass PYTHON_REFS=/path/to/python-with-torch" >&2; \
 		exit 1; \
 	fi; \
+	echo "refs: $$(echo $$scripts | wc -w) generators with $(PYTHON_REFS) (torch $$v)"; \
+	logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; \
+	i=0; pids=(); \
 	for s in $$scripts; do \
-		echo "refs: $(PYTHON_REFS) $$s"; \
-		$(PYTHON_REFS) "$$s"; \
-	done
+		$(PYTHON_REFS) "$$s" >"$$logs/$$i" 2>&1 & pids+=($$!); i=$$((i + 1)); \
+	done; \
+	i=0; failed=""; \
+	for s in $$scripts; do \
+		rc=0; wait "$${pids[$$i]}" || rc=$$?; \
+		if [ $$rc -eq 0 ]; then echo "refs: $$s"; else echo "refs: $$s FAILED (exit $$rc):"; failed+=" $$s"; fi; \
+		sed 's/^/    /' "$$logs/$$i"; i=$$((i + 1)); \
+	done; \
+	if [ -n "$$failed" ]; then echo "refs: failed:$$failed" >&2; exit 1; fi
 
 vet:
 	$(GO) vet ./...
 
-test: install refs
+# tree-save comes first (prerequisites run in order: .NOTPARALLEL), so that
+# the last step sees everything the run wrote into the work tree.
+test: tree-save install refs
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(TESTFLAGS) ./...
+	@scripts/check_tree.sh same
+
+tree-save:
+	@scripts/check_tree.sh save
+
+check-clean:
+	@scripts/check_tree.sh clean
 
 example: install
 	$(GO) run ./examples/quickstart

@@ -158,14 +158,59 @@ apt_install() {
 	fi
 }
 
-# sys_py_has_torch: /usr/bin/python3 can import torch (asked once).
-sys_py_torch=""
-sys_py_has_torch() {
-	if [[ -z "$sys_py_torch" ]]; then
-		sys_py_torch=no
-		/usr/bin/python3 -c 'import torch' >/dev/null 2>&1 && sys_py_torch=yes
+# torch_probe PYTHON: asks PYTHON for its torch, sets P_VERSION, P_DIR (the
+# torch package folder), P_ABI (torch._C._GLIBCXX_USE_CXX11_ABI) and, when
+# it has no usable torch, P_WHY instead. It needs only torch itself: not
+# torch.utils.cpp_extension, which imports setuptools (absent on a fresh
+# Debian). The current directory is taken off sys.path, or the Go package
+# folder torch/ of this repository would import as an empty namespace
+# package. Answers are cached per interpreter.
+declare -A probe_cache=()
+torch_probe() {
+	local py=$1 out line
+	P_VERSION="" P_DIR="" P_ABI="" P_WHY=""
+	if [[ -z "${probe_cache[$py]+set}" ]]; then
+		# shellcheck disable=SC2016
+		out=$("$py" -c '
+import os, sys
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+try:
+    import torch
+except BaseException as e:
+    msg = (str(e).strip().splitlines() or [""])[-1]
+    print("WHY=cannot import torch (%s: %s)" % (type(e).__name__, msg))
+    sys.exit(0)
+f = getattr(torch, "__file__", None)
+if not f or not hasattr(torch, "__version__"):
+    print("WHY=its torch (%s) is not PyTorch" % (f or " ".join(getattr(torch, "__path__", []))))
+    sys.exit(0)
+print("VERSION=" + torch.__version__)
+print("DIR=" + os.path.dirname(os.path.abspath(f)))
+abi = getattr(torch._C, "_GLIBCXX_USE_CXX11_ABI", None)
+print("ABI=" + ("" if abi is None else str(int(abi))))
+' 2>&1) || out+=$'\n'"WHY=it failed to run: $(tail -n1 <<<"$out")"
+		probe_cache[$py]=$out
 	fi
-	[[ "$sys_py_torch" == yes ]]
+	while IFS= read -r line; do
+		case "$line" in
+		VERSION=*) P_VERSION=${line#VERSION=} ;;
+		DIR=*) P_DIR=${line#DIR=} ;;
+		ABI=*) P_ABI=${line#ABI=} ;;
+		WHY=*) P_WHY=${line#WHY=} ;;
+		esac
+	done <<<"${probe_cache[$py]}"
+	[[ -n "$P_VERSION" && -z "$P_WHY" ]] || P_WHY=${P_WHY:-it printed no torch version}
+	[[ -z "$P_WHY" ]]
+}
+
+# sys_py_has_torch: /usr/bin/python3, which runs the reference generators
+# (make refs), has torch. Sets P_* like torch_probe.
+sys_py_has_torch() {
+	[[ -x /usr/bin/python3 ]] || {
+		P_WHY="there is no /usr/bin/python3"
+		return 1
+	}
+	torch_probe /usr/bin/python3
 }
 
 # has_libs DIR: DIR holds the three libraries libcgotorch links.
@@ -217,61 +262,46 @@ use_debian() { # LABEL
 }
 
 try_python() {
-	local py=${PYTHON:-python3} path out line inc incs="" libdirs="" real
+	local py=${PYTHON:-python3} path real
 	if ! path=$(command -v "$py" 2>/dev/null); then
-		log "no $py on PATH; skipping the PyTorch lookup"
+		log "PyTorch lookup: no $py on PATH; skipping it"
 		return 1
 	fi
-	# shellcheck disable=SC2016
-	if ! out=$("$py" -c '
-import torch, torch.utils.cpp_extension as c
-print("VERSION=" + torch.__version__)
-print("ABI=%d" % int(torch._C._GLIBCXX_USE_CXX11_ABI))
-print("INCLUDES=" + " ".join(c.include_paths()))
-print("LIBDIRS=" + " ".join(c.library_paths()))
-' 2>/dev/null); then
-		log "$py ($path) has no usable torch; skipping the PyTorch lookup"
+	if ! torch_probe "$path"; then
+		log "PyTorch lookup: $py ($path): $P_WHY; skipping it"
 		return 1
 	fi
-	local pv="" pabi="" pinc="" plib=""
-	while IFS= read -r line; do
-		case "$line" in
-		VERSION=*) pv=${line#VERSION=} ;;
-		ABI=*) pabi=${line#ABI=} ;;
-		INCLUDES=*) pinc=${line#INCLUDES=} ;;
-		LIBDIRS=*) plib=${line#LIBDIRS=} ;;
-		esac
-	done <<<"$out"
-	log "$py ($path) has torch $pv"
-	for inc in $pinc; do [[ -d "$inc" ]] && incs+="${incs:+ }$inc"; done
-	for inc in $plib; do
-		if has_libs "$inc"; then
-			libdirs=$inc
-			break
-		fi
-	done
-	# Debian's python3-torch points torch/lib and torch/include into the system
+	local incs="$P_DIR/include $P_DIR/include/torch/csrc/api/include" libdir=$P_DIR/lib
+	# Debian's python3-torch links torch/lib and torch/include to the system
 	# directories; describe it as the Debian package so that every route to
 	# the same libtorch records the same settings (and so does not rebuild).
-	if [[ -n "$libdirs" ]] && is_debian_like && pkg_installed libtorch-dev; then
-		real=$(dirname "$(readlink -f "$libdirs/libtorch.so")")
+	if has_libs "$libdir" && is_debian_like && pkg_installed libtorch-dev; then
+		real=$(dirname "$(readlink -f "$libdir/libtorch.so")")
 		if [[ "$real" == "/usr/lib/$(multiarch)" ]]; then
 			use_debian "Debian libtorch-dev, the torch of $py"
-			log "that is Debian's libtorch-dev $T_VERSION"
+			log "PyTorch lookup: $py ($path) has torch $P_VERSION, which is Debian's libtorch-dev $T_VERSION; using it"
 			return 0
 		fi
 	fi
-	local hdr_ok=0
-	for inc in $incs; do [[ -f "$inc/torch/torch.h" ]] && hdr_ok=1; done
-	if [[ -z "$libdirs" || $hdr_ok -eq 0 ]]; then
-		log "torch of $py lacks the C++ headers or libraries (${plib:-no library path}); skipping it"
+	local missing=""
+	has_libs "$libdir" || missing="libtorch.so, libtorch_cpu.so or libc10.so in $libdir"
+	[[ -f "$P_DIR/include/torch/csrc/api/include/torch/torch.h" ]] ||
+		missing+="${missing:+, and }the C++ headers ($P_DIR/include/torch/csrc/api/include/torch/torch.h)"
+	if [[ -n "$missing" ]]; then
+		[[ "$P_DIR" == /usr/lib/python3/* ]] && missing+=" (Debian's libtorch-dev has them)"
+		log "PyTorch lookup: $py ($path) has torch $P_VERSION in $P_DIR but lacks $missing; skipping it"
 		return 1
 	fi
 	T_SOURCE="PyTorch of $py"
-	T_VERSION=$pv
+	T_VERSION=$P_VERSION
 	T_INCLUDES=$incs
-	T_LIBDIR=$libdirs
-	T_ABI=$pabi
+	T_LIBDIR=$libdir
+	if [[ -n "$P_ABI" ]]; then
+		T_ABI=$P_ABI
+	else
+		T_ABI=$(detect_abi "$libdir")
+	fi
+	log "PyTorch lookup: $py ($path) has torch $P_VERSION in $P_DIR; using it (CXX11 ABI $T_ABI)"
 	return 0
 }
 
@@ -284,7 +314,7 @@ try_debian() {
 	else
 		log "libtorch-dev is not installed"
 		apt_install "${need[@]}" || rc=$?
-		sys_py_torch="" # ask again later: apt may have installed python3-torch
+		unset 'probe_cache[/usr/bin/python3]' # ask again later: apt may have installed python3-torch
 		if ((rc == 2)); then
 			die "not root; install the packages with:
     sudo apt-get install -y $(missing_pkgs "${need[@]}" | tr '\n' ' ')
@@ -434,12 +464,22 @@ fi
 # The PyTorch reference files (make refs) are generated with /usr/bin/python3.
 if ((python_refs)) && is_debian_like && command -v apt-get >/dev/null; then
 	if sys_py_has_torch; then
-		log "/usr/bin/python3 has torch (for make refs)"
+		log "reference generators (make refs): /usr/bin/python3 has torch $P_VERSION"
 	else
+		log "reference generators (make refs): /usr/bin/python3: $P_WHY; they need python3-torch"
 		rc=0
 		apt_install python3-torch || rc=$?
-		((rc == 2)) && warn "/usr/bin/python3 has no torch, so make refs cannot run; install it with:
+		unset 'probe_cache[/usr/bin/python3]'
+		if ((rc == 2)); then
+			warn "not root, so make refs cannot run; install python3-torch with:
     sudo apt-get install -y python3-torch"
+		elif ! ((dry_run)); then
+			if sys_py_has_torch; then
+				log "reference generators (make refs): /usr/bin/python3 has torch $P_VERSION now"
+			else
+				warn "python3-torch is installed but /usr/bin/python3 still $P_WHY, so make refs cannot run"
+			fi
+		fi
 	fi
 fi
 

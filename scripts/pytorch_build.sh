@@ -12,11 +12,19 @@
 
 pytorch_build() {
 	local py=$1 build=$2 info includes libdir abi
+	# The include and lib folders are found from torch.__file__, as
+	# torch.utils.cpp_extension does, without importing it (it needs
+	# setuptools). The current directory is taken off sys.path: this
+	# repository's Go folder torch/ would import as a namespace package.
 	info=$("$py" - <<'PY'
-import torch, torch.utils.cpp_extension as c
+import os, sys
+sys.path[:] = [p for p in sys.path if p not in ("", ".")]
+import torch
+d = os.path.dirname(os.path.abspath(torch.__file__))
+inc = os.path.join(d, "include")
 print(torch.__version__)
-print(" ".join(c.include_paths()))
-print(c.library_paths()[0])
+print(inc + " " + os.path.join(inc, "torch", "csrc", "api", "include"))
+print(os.path.join(d, "lib"))
 print(int(torch._C._GLIBCXX_USE_CXX11_ABI))
 print(torch.cuda.is_available(), torch.cuda.device_count(),
       torch.cuda.get_device_name(0) if torch.cuda.is_available() else "-")

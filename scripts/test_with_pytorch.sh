@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite against the libtorch inside another PyTorch
 # install (for example a venv with PyPI's torch 2.x wheel), leaving the
-# installed libcgotorch.so and the committed reference files alone.
+# installed libcgotorch.so and the reference files in the tree alone.
 #
 #   scripts/test_with_pytorch.sh /path/to/venv/bin/python3 [go test flags]
 #

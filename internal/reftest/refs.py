@@ -35,11 +35,13 @@ import sys
 
 import torch
 
-# The committed reference files come from this PyTorch (Debian 12's
-# python3-torch). Seeded draws differ between libtorch versions, so a run
-# against another libtorch regenerates them with its own PyTorch (make
-# test-pytorch, scripts/gpu_check.sh).
-COMMITTED_TORCH = "1.13"
+# make refs (and so make test) generates the reference files with this
+# PyTorch, Debian 12's python3-torch in /usr/bin/python3, the torch of the
+# libtorch-dev that libcgotorch.so is built on. The files are not committed
+# (.gitignore): they are regenerated on every run. Seeded draws differ
+# between libtorch versions, so a run against another libtorch regenerates
+# them with its own PyTorch (make test-pytorch, scripts/gpu_check.sh).
+DEFAULT_TORCH = "1.13"
 
 # safetensors dtype names of the dtypes the generators write.
 ST_DTYPES = {
@@ -57,11 +59,11 @@ ST_DTYPES = {
 def setup():
     """Make the generator deterministic: one intra-op thread, so that
     reductions run in a fixed order. Say so (on stderr) when this PyTorch
-    is not the one the committed files come from."""
+    is not the one make refs uses by default."""
     torch.set_num_threads(1)
-    if not torch.__version__.startswith(COMMITTED_TORCH):
-        print(f"note: generating with torch {torch.__version__}; the committed files come from "
-              f"{COMMITTED_TORCH}: test only against a libcgotorch.so built on this torch",
+    if not torch.__version__.startswith(DEFAULT_TORCH):
+        print(f"note: generating with torch {torch.__version__}, not Debian's {DEFAULT_TORCH}: "
+              f"test these files only against a libcgotorch.so built on this torch",
               file=sys.stderr)
 
 
