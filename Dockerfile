@@ -1,6 +1,7 @@
 # golora with the official CUDA build of libtorch.
 #
-#   docker build -t golora-cuda .
+#   make refs                                         # on the host: the reference files (not tracked)
+#   docker build -t golora-cuda .                     # copies them in with the tree
 #   docker run --rm --gpus all golora-cuda            # go test ./... on the GPU
 #
 # The CUDA variant of libtorch (LIBTORCH_CUDA) matches the CUDA of the base
@@ -44,6 +45,7 @@ RUN scripts/install_libtorch.sh --cuda=${LIBTORCH_CUDA} --version=${LIBTORCH_VER
       --no-python-refs \
  && go build ./...
 
-# The tests compare against the committed PyTorch references, on the GPU.
+# The tests compare against the PyTorch references made on the host by
+# `make refs` before the build (a clean clone has none: run it first).
 ENV GOLORA_TEST_DEVICE=cuda
 CMD ["go", "test", "-count=1", "./..."]
