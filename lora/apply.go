@@ -1,12 +1,15 @@
 package lora
 
 import (
+	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
 
 	"github.com/golora/golora/module"
+	"github.com/golora/golora/torch"
 )
 
 // Config says which layers of a model Apply adapts, and how.
@@ -25,21 +28,39 @@ type Config struct {
 	TargetRegexp string
 }
 
-// Apply injects LoRA adapters into model in place. Every Linear and
-// Embedding submodule (module.Linear, module.Embedding) whose name matches
-// the config is replaced by a lora.Linear or lora.Embedding that keeps its
-// pre-trained weights; everything else in the model is frozen. It returns
-// the dotted names it adapted, in model order.
+// Apply injects LoRA adapters into model in place, like PEFT's
+// inject_adapter_in_model. Every Linear and Embedding submodule
+// (module.Linear, module.Embedding) whose name matches the config is
+// replaced by a lora.Linear or lora.Embedding that keeps its pre-trained
+// weights (the same tensors). It returns the dotted names it adapted, in
+// model order.
+//
+// Trainability follows PEFT (mark_only_lora_as_trainable): every
+// parameter of the model is frozen except the adapters' lora_a and lora_b.
+// Adapters that an earlier Apply installed keep their trainability, so
+// Apply(model, {q_proj}) then Apply(model, {v_proj}) trains both.
+//
+// A target that matches a layer that is already a lora.Linear or
+// lora.Embedding is an error naming it. PEFT would add a second, named
+// adapter to that layer (or re-initialise one of the same name); golora's
+// layers hold one adapter, and a silent re-initialisation would discard
+// trained weights, so Apply refuses instead.
 //
 // Adapters are created in model order, each drawing its lora_a from the
-// default generator. A target that matches nothing, or that matches a
-// module that is neither Linear nor Embedding, is an error listing what
-// exists; on error the model is left unchanged.
+// default generator; a layer shared under several names gets one adapter,
+// installed under each. Nil submodules (unset fields, nil container
+// entries) are skipped like PyTorch's None. A nil model, a target that
+// matches nothing, or one that matches a module that is neither Linear
+// nor Embedding, is an error listing what exists; on error the model is
+// left unchanged.
 func Apply(model module.Module, cfg Config) ([]string, error) {
+	if isNil(model) {
+		return nil, fmt.Errorf("lora: Apply: model is nil (%T)", model)
+	}
 	if cfg.R <= 0 {
 		return nil, fmt.Errorf("lora: Apply: R must be positive, got %d", cfg.R)
 	}
-	if cfg.Alpha < 0 {
+	if cfg.Alpha < 0 || cfg.Alpha != cfg.Alpha {
 		return nil, fmt.Errorf("lora: Apply: Alpha must be positive (or 0 for α = r), got %v", cfg.Alpha)
 	}
 	if len(cfg.TargetModules) == 0 && cfg.TargetRegexp == "" {
@@ -57,7 +78,9 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 		alpha = float64(cfg.R)
 	}
 
-	// Pass 1: match names and check types, touching nothing.
+	// Pass 1: match names and check types, touching nothing. Modules
+	// skips nil submodules (unset fields, nil container entries), as
+	// PyTorch's named_modules skips None.
 	all := module.Modules(model)
 	hits := map[string]bool{}
 	var targets []module.NamedModule
@@ -83,7 +106,7 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 		case *module.Linear, *module.Embedding:
 			targets = append(targets, nm)
 		case *Linear, *Embedding:
-			return nil, fmt.Errorf("lora: Apply: %q already has a LoRA adapter", nm.Name)
+			return nil, fmt.Errorf("lora: Apply: %q already has a LoRA adapter (%T); leave it out of the targets", nm.Name, nm.Module)
 		default:
 			return nil, fmt.Errorf("lora: Apply: target %q is a %T; only module.Linear and module.Embedding can be adapted (adaptable: %s)",
 				nm.Name, nm.Module, strings.Join(adaptable(all), ", "))
@@ -103,39 +126,45 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 			strings.Join(missing, ", "), strings.Join(names(all), ", "))
 	}
 
-	// Pass 2: freeze the model, build the adapters, swap them in. On
-	// failure, put back the originals and their trainability.
+	// Pass 2: freeze all but the existing adapters, build the new ones,
+	// swap them in. On failure, put back the originals and every
+	// parameter's trainability.
 	before := module.NamedParameters(model)
 	var done []module.NamedModule // originals already replaced
 	var installed []module.Module // their adapters
 	rollback := func() {
-		for i, nm := range done {
-			_ = module.SetChild(model, nm.Name, nm.Module)
+		for i := len(done) - 1; i >= 0; i-- {
+			_ = module.SetChild(model, done[i].Name, done[i].Module)
 			closeAdapters(installed[i])
 		}
 		for _, p := range before {
 			_ = p.Tensor.SetRequiresGrad(p.Trainable)
 		}
 	}
-	if err := module.Freeze(model); err != nil {
+	if err := freezeAllButAdapters(all, before); err != nil {
 		rollback()
 		return nil, fmt.Errorf("lora: Apply: %w", err)
 	}
 	adapted := make([]string, 0, len(targets))
+	shared := map[module.Module]module.Module{} // a module under several names gets one adapter
 	for _, nm := range targets {
-		var repl module.Module
+		repl, ok := shared[nm.Module]
 		var err error
-		switch base := nm.Module.(type) {
-		case *module.Linear:
-			repl, err = linearFrom(base.Weight, base.Bias, cfg.R, alpha)
-		case *module.Embedding:
-			repl, err = embeddingFrom(base.Weight, cfg.R, alpha)
+		if !ok {
+			switch base := nm.Module.(type) {
+			case *module.Linear:
+				repl, err = linearFrom(base.Weight, base.Bias, cfg.R, alpha)
+			case *module.Embedding:
+				repl, err = embeddingFrom(base.Weight, cfg.R, alpha)
+			}
 		}
 		if err == nil {
-			err = module.SetChild(model, nm.Name, repl)
-			if err != nil {
+			if err = module.SetChild(model, nm.Name, repl); err != nil && !ok {
 				closeAdapters(repl)
 			}
+		}
+		if err == nil {
+			shared[nm.Module] = repl
 		}
 		if err != nil {
 			rollback()
@@ -148,16 +177,52 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 	return adapted, nil
 }
 
+// isNil reports whether m is absent: a nil interface, a typed nil pointer,
+// or a module without a registry. It checks the pointer before calling
+// Registry, which would dereference it.
+func isNil(m module.Module) bool {
+	if m == nil {
+		return true
+	}
+	if v := reflect.ValueOf(m); v.Kind() == reflect.Pointer && v.IsNil() {
+		return true
+	}
+	return m.Registry() == nil
+}
+
+// freezeAllButAdapters turns gradient tracking off for every parameter
+// except the lora_a and lora_b of the adapters already in the model, which
+// keep theirs, as PEFT's mark_only_lora_as_trainable does.
+func freezeAllButAdapters(all []module.NamedModule, params []module.NamedParameter) error {
+	adapters := map[*torch.Tensor]bool{}
+	for _, nm := range all {
+		switch l := nm.Module.(type) {
+		case *Linear:
+			adapters[l.LoraA], adapters[l.LoraB] = true, true
+		case *Embedding:
+			adapters[l.LoraA], adapters[l.LoraB] = true, true
+		}
+	}
+	var errs []error
+	for _, p := range params {
+		if adapters[p.Tensor] {
+			continue
+		}
+		if err := p.Tensor.SetRequiresGrad(false); err != nil {
+			errs = append(errs, fmt.Errorf("freezing %s: %w", p.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // closeAdapters frees the A and B of an adapter that was never installed
-// (its weights belong to the original layer).
+// or was taken out again (its weights belong to the original layer).
 func closeAdapters(m module.Module) {
 	switch l := m.(type) {
 	case *Linear:
-		l.LoraA.Close()
-		l.LoraB.Close()
+		torch.CloseAll(l.LoraA, l.LoraB)
 	case *Embedding:
-		l.LoraA.Close()
-		l.LoraB.Close()
+		torch.CloseAll(l.LoraA, l.LoraB)
 	}
 }
 

@@ -52,33 +52,8 @@ func newBlock(t testing.TB, d int64) *block {
 }
 
 // Forward returns ln(x + out(q_proj(x) * v_proj(x))).
-func (b *block) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	q, err := b.QProj.Forward(x)
-	if err != nil {
-		return nil, err
-	}
-	defer q.Close()
-	v, err := b.VProj.Forward(x)
-	if err != nil {
-		return nil, err
-	}
-	defer v.Close()
-	qv, err := q.Mul(v)
-	if err != nil {
-		return nil, err
-	}
-	defer qv.Close()
-	o, err := b.Out.Forward(qv)
-	if err != nil {
-		return nil, err
-	}
-	defer o.Close()
-	h, err := x.Add(o)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	return b.LN.Forward(h)
+func (b *block) Forward(x *torch.Tensor) *torch.Tensor {
+	return b.LN.Forward(x.Add(b.Out.Forward(b.QProj.Forward(x).Mul(b.VProj.Forward(x)))))
 }
 
 type tinyModel struct {
@@ -103,24 +78,15 @@ func newTinyModel(t testing.TB, seed uint64) *tinyModel {
 	return m
 }
 
-func (m *tinyModel) Forward(ids *torch.Tensor) (*torch.Tensor, error) {
-	h, err := m.Tok.Forward(ids)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	h2, err := m.Blocks.Forward(h)
-	if err != nil {
-		return nil, err
-	}
-	defer h2.Close()
-	return m.Head.Forward(h2)
+// Forward returns head(blocks(tok(ids))).
+func (m *tinyModel) Forward(ids *torch.Tensor) *torch.Tensor {
+	return m.Head.Forward(m.Blocks.Forward(m.Tok.Forward(ids)))
 }
 
 func (m *tinyModel) block(i int) *block { return m.Blocks.Layers[i].(*block) }
 
 func tokenIDs(t testing.TB) *torch.Tensor {
-	return keep(t)(torch.FromSlice([]int64{1, 5, 5, 31, 0, 7, 12, 30}, 2, 4))
+	return own(t, torch.FromSlice([]int64{1, 5, 5, 31, 0, 7, 12, 30}, 2, 4))
 }
 
 // Parameter counts of tinyModel, by hand.
@@ -237,26 +203,187 @@ func TestApplyTargetModules(t *testing.T) {
 	reftest.RequireSlicesClose(t, "forward at init", forward(t, m, ids), yBefore, 0)
 
 	// Backward reaches the adapters only.
-	y, err := m.Forward(ids)
-	require.NoError(t, err)
-	loss := weightedSum(t, y, keep(t)(torch.Randn(y.Shape())))
-	y.Close()
+	requireGradsOnlyOn(t, m, ids, wantTrainable)
+}
+
+// requireGradsOnlyOn runs a forward and backward pass of m on ids in a
+// scope of its own and checks that exactly the parameters named want got a
+// gradient; it drops the gradients afterwards.
+func requireGradsOnlyOn(t testing.TB, m *tinyModel, ids *torch.Tensor, want []string) {
+	t.Helper()
+	s := torch.NewScope()
+	defer s.Close()
+	y := m.Forward(s.Own(ids.Alias()))
+	loss := y.Mul(y.RandnLike()).Sum()
 	require.NoError(t, loss.Backward())
+	var got []string
 	for _, p := range module.NamedParameters(m) {
-		g, err := p.Tensor.Grad()
-		require.NoError(t, err)
-		if p.Trainable {
-			require.NotNil(t, g, p.Name)
-			g.Close()
-		} else {
-			require.Nil(t, g, p.Name)
+		if g := p.Tensor.Grad(); g != nil {
+			got = append(got, p.Name)
+			s.Own(g)
 		}
+		require.NoError(t, p.Tensor.ClearGrad())
+	}
+	require.Equal(t, want, got, "parameters with a gradient")
+}
+
+// adapterParams returns "<layer>.lora_a", "<layer>.lora_b" for each layer.
+func adapterParams(layers ...string) []string {
+	var out []string
+	for _, n := range layers {
+		out = append(out, n+".lora_a", n+".lora_b")
+	}
+	return out
+}
+
+// A second Apply freezes what the model has, except the adapters of the
+// first, which keep training (PEFT's mark_only_lora_as_trainable). Before,
+// the second Apply froze the whole model, the first adapters included.
+func TestApplyTwiceKeepsEarlierAdapters(t *testing.T) {
+	m := newTinyModel(t, 12)
+	ids := tokenIDs(t)
+
+	adapted, err := lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"q_proj"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"blocks.0.q_proj", "blocks.1.q_proj"}, adapted)
+	require.Equal(t, adapterParams("blocks.0.q_proj", "blocks.1.q_proj"), trainableNames(m))
+	q0 := m.block(0).QProj.(*lora.Linear)
+
+	adapted, err = lora.Apply(m, lora.Config{R: 2, TargetModules: []string{"v_proj"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"blocks.0.v_proj", "blocks.1.v_proj"}, adapted)
+	require.Same(t, q0, m.block(0).QProj, "the first adapters stay in place")
+	require.Equal(t, adapterParams(qvNames...), trainableNames(m), "q_proj's adapters still train")
+	require.True(t, q0.LoraA.RequiresGrad())
+	require.True(t, q0.LoraB.RequiresGrad())
+	_, trainable := module.Count(m)
+	require.Equal(t, int64(2*loraLinear8+2*(2*8+8*2)), trainable, "r=4 on q_proj, r=2 on v_proj")
+	requireGradsOnlyOn(t, m, ids, adapterParams(qvNames...))
+
+	// An adapter the user froze stays frozen: Apply leaves adapters'
+	// trainability as it finds it.
+	require.NoError(t, q0.LoraA.SetRequiresGrad(false))
+	require.NoError(t, q0.LoraB.SetRequiresGrad(false))
+	_, err = lora.Apply(m, lora.Config{R: 2, TargetModules: []string{"head"}})
+	require.NoError(t, err)
+	require.Equal(t, adapterParams("blocks.0.v_proj", "blocks.1.q_proj", "blocks.1.v_proj", "head"), trainableNames(m))
+}
+
+// A target that is already a LoRA layer is an error naming it, and the
+// model is left as it was: golora's layers hold one adapter, where PEFT
+// would add a second named one or re-initialise it.
+func TestApplyAlreadyAdapted(t *testing.T) {
+	m := newTinyModel(t, 13)
+	_, err := lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"q_proj"}})
+	require.NoError(t, err)
+	names := paramNames(m)
+	trainable := trainableNames(m)
+	q0 := m.block(0).QProj
+
+	for _, cfg := range []lora.Config{
+		{R: 4, TargetModules: []string{"q_proj"}},
+		{R: 8, TargetModules: []string{"v_proj", "blocks.0.q_proj"}},
+		{R: 2, TargetRegexp: `.*_proj`},
+	} {
+		_, err := lora.Apply(m, cfg)
+		require.Error(t, err)
+		require.Contains(t, err.Error(), `"blocks.0.q_proj" already has a LoRA adapter (*lora.Linear)`)
+		require.Equal(t, names, paramNames(m))
+		require.Equal(t, trainable, trainableNames(m))
+		require.Same(t, q0, m.block(0).QProj)
+		require.IsType(t, &module.Linear{}, m.block(0).VProj, "nothing adapted on error")
 	}
 
-	// Applying again to an adapted layer is refused.
-	_, err = lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"q_proj"}})
+	_, err = lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"tok"}})
+	require.NoError(t, err)
+	_, err = lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"tok"}})
 	require.Error(t, err)
-	require.Contains(t, err.Error(), `"blocks.0.q_proj" already has a LoRA adapter`)
+	require.Contains(t, err.Error(), `"tok" already has a LoRA adapter (*lora.Embedding)`)
+}
+
+// A nil model, given as a nil interface or a typed nil pointer, is an
+// error, not a panic.
+func TestApplyNilModel(t *testing.T) {
+	cfg := lora.Config{R: 4, TargetModules: []string{"q_proj"}}
+	var typed *tinyModel
+	for _, m := range []module.Module{nil, typed, (*module.Linear)(nil), (*module.Sequential)(nil)} {
+		requireErr(t, func() error {
+			adapted, err := lora.Apply(m, cfg)
+			require.Nil(t, adapted)
+			return err
+		}, "lora: Apply: model is nil")
+	}
+}
+
+// Nil submodules are skipped, never a panic: an unset child field or a nil
+// container entry is absent, like PyTorch's None, and a target that
+// matches only it matches nothing.
+func TestApplyNilSubmodule(t *testing.T) {
+	m := newTinyModel(t, 14)
+	head := m.Head
+	m.Head = nil // an unset child: the model has no head now
+	names := paramNames(m)
+	requireErr(t, func() error {
+		_, err := lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"head"}})
+		return err
+	}, `target "head" matched no module`)
+	require.Equal(t, names, paramNames(m))
+	var typedNil *module.Linear
+	m.Head = typedNil // a typed nil in an interface field is absent too
+	notPanics(t, "Apply with a typed nil child", func() {
+		adapted, err := lora.Apply(m, lora.Config{R: 4, TargetModules: []string{"q_proj"}})
+		require.NoError(t, err)
+		require.Equal(t, []string{"blocks.0.q_proj", "blocks.1.q_proj"}, adapted)
+	})
+	m.Head = head
+
+	// A nil layer inside a Sequential is skipped too.
+	m2 := newTinyModel(t, 15)
+	m2.Blocks.Append(typedNil)
+	notPanics(t, "Apply with a nil layer in a Sequential", func() {
+		adapted, err := lora.Apply(m2, lora.Config{R: 4, TargetModules: []string{"q_proj"}})
+		require.NoError(t, err)
+		require.Equal(t, []string{"blocks.0.q_proj", "blocks.1.q_proj"}, adapted)
+		require.Equal(t, adapterParams(adapted...), trainableNames(m2))
+	})
+
+	// A Linear without its weight (a zero module.Linear) cannot be adapted.
+	m3 := newTinyModel(t, 16)
+	defer module.Close(m3.Head)
+	m3.Head = &module.Linear{}
+	names = paramNames(m3)
+	requireErr(t, func() error {
+		_, err := lora.Apply(m3, lora.Config{R: 4, TargetModules: []string{"head", "q_proj"}})
+		return err
+	}, "lora: Apply: head:", "nil tensor")
+	require.Equal(t, names, paramNames(m3))
+	total, trainable := module.Count(m3)
+	require.Equal(t, total, trainable, "trainability restored")
+	require.IsType(t, &module.Linear{}, m3.block(0).QProj, "q_proj put back")
+}
+
+// A layer shared under two names (tied) gets one adapter, installed under
+// both, so the tie holds.
+type tied struct {
+	module.Base
+	Enc, Dec module.Layer
+}
+
+func TestApplySharedLayer(t *testing.T) {
+	require.NoError(t, torch.ManualSeed(17))
+	lin, err := module.NewLinear(6, 6, true)
+	require.NoError(t, err)
+	m := &tied{Enc: lin, Dec: lin}
+	module.Child(&m.Base, "enc", &m.Enc)
+	module.Child(&m.Base, "dec", &m.Dec)
+	defer module.Close(m)
+
+	adapted, err := lora.Apply(m, lora.Config{R: 2, TargetModules: []string{"enc", "dec"}})
+	require.NoError(t, err)
+	require.Equal(t, []string{"enc", "dec"}, adapted)
+	require.IsType(t, &lora.Linear{}, m.Enc)
+	require.Same(t, m.Enc, m.Dec, "one adapter for the shared layer")
+	require.Equal(t, adapterParams("enc"), trainableNames(m), "its parameters are listed once")
 }
 
 func TestApplySummary(t *testing.T) {
@@ -281,7 +408,7 @@ func TestApplyDrawOrder(t *testing.T) {
 
 	require.NoError(t, torch.ManualSeed(77))
 	for _, n := range qvNames {
-		want := keep(t)(torch.Empty([]int64{4, dModel}))
+		want := own(t, torch.Empty([]int64{4, dModel}))
 		require.NoError(t, want.KaimingUniform_(math.Sqrt(5), torch.FanIn, torch.LeakyReLU))
 		reftest.RequireBitwise(t, n+".lora_a", module.StateDict(m)[n+".lora_a"], want)
 	}
@@ -473,7 +600,7 @@ func TestApplyStateDictRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	for _, n := range qvNames {
 		bm := module.StateDict(m)[n+".lora_b"]
-		require.NoError(t, bm.Copy_(keep(t)(torch.Randn(bm.Shape()))))
+		require.NoError(t, bm.Copy_(own(t, bm.RandnLike())).Err())
 	}
 	ids := tokenIDs(t)
 	want := forward(t, m, ids)

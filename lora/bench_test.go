@@ -2,7 +2,8 @@ package lora_test
 
 // Benchmarks of a training step (forward + backward) of lora.Linear, and of
 // the same math composed from separate torch ops in Go, to show what
-// fusing the LoRA path into one C call (torch.LoraLinear) saves.
+// fusing the LoRA path into one C call (torch.LoraLinear) saves. Each step
+// runs in a scope of its own, as a training loop does.
 // testdata/bench_twin.py times the same steps in PyTorch; BENCH.md has
 // the figures side by side.
 //
@@ -37,75 +38,64 @@ func (s benchShape) String() string {
 	return fmt.Sprintf("%dx%d_r%d_b%d", s.in, s.out, s.r, s.batch)
 }
 
-// composedForward is lora.Linear's forward built from separate ops:
-// Linear(x, W, b) + (x·Aᵀ·Bᵀ)·scaling, one cgo call per op.
-func composedForward(l *lora.Linear, x *torch.Tensor) (*torch.Tensor, error) {
-	base, err := torch.Linear(x, l.Weight, l.Bias)
-	if err != nil {
-		return nil, err
-	}
-	defer base.Close()
-	at, err := l.LoraA.T()
-	if err != nil {
-		return nil, err
-	}
-	defer at.Close()
-	h, err := x.MatMul(at)
-	if err != nil {
-		return nil, err
-	}
-	defer h.Close()
-	bt, err := l.LoraB.T()
-	if err != nil {
-		return nil, err
-	}
-	defer bt.Close()
-	d, err := h.MatMul(bt)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	ds, err := d.MulScalar(l.Scaling())
-	if err != nil {
-		return nil, err
-	}
-	defer ds.Close()
-	return base.Add(ds)
+// forwardFunc computes a layer's output; s owns what it makes besides the
+// ops on x (which join x's scope).
+type forwardFunc func(s *torch.Scope, l *lora.Linear, x *torch.Tensor) *torch.Tensor
+
+// composedForward is lora.Linear's forward built from separate ops, as the
+// spec's class writes it: F.linear(x, W, b) + (x @ Aᵀ @ Bᵀ)·scaling, one C
+// call per op (seven). Aᵀ and Bᵀ are views of parameters, which belong to
+// no scope, so s adopts them.
+func composedForward(s *torch.Scope, l *lora.Linear, x *torch.Tensor) *torch.Tensor {
+	at, bt := s.Own(l.LoraA.T()), s.Own(l.LoraB.T())
+	return torch.Linear(x, l.Weight, l.Bias).Add(x.MatMul(at).MatMul(bt).MulScalar(l.Scaling()))
 }
 
-func fusedForward(l *lora.Linear, x *torch.Tensor) (*torch.Tensor, error) { return l.Forward(x) }
+// fusedForward is lora.Linear.Forward: one C call (torch.LoraLinear).
+func fusedForward(_ *torch.Scope, l *lora.Linear, x *torch.Tensor) *torch.Tensor {
+	return l.Forward(x)
+}
 
 // benchLayer returns a seeded float32 layer with a non-zero lora_b (so the
-// LoRA path does real work) and an input batch.
+// LoRA path does real work) and an input batch, which belongs to no scope.
 func benchLayer(tb testing.TB, s benchShape) (*lora.Linear, *torch.Tensor) {
 	tb.Helper()
 	require.NoError(tb, torch.ManualSeed(0))
 	l, err := lora.NewLinear(s.in, s.out, true, s.r)
 	require.NoError(tb, err)
 	tb.Cleanup(func() { module.Close(l) })
-	b := keep(tb)(torch.Randn([]int64{s.out, s.r}))
-	require.NoError(tb, l.LoraB.Copy_(b))
-	x := keep(tb)(torch.Randn([]int64{s.batch, s.in}))
+	require.NoError(tb, l.LoraB.Copy_(own(tb, torch.Randn([]int64{s.out, s.r}))).Err())
+	x := torch.Randn([]int64{s.batch, s.in}).Must()
+	tb.Cleanup(func() { x.Close() })
 	return l, x
 }
 
-// step runs one training step: forward, loss = y.sum(), backward, then
-// closes its handles and drops the gradients (set_to_none).
-func step(l *lora.Linear, x *torch.Tensor, fwd func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error)) error {
-	y, err := fwd(l, x)
-	if err != nil {
-		return err
-	}
-	defer y.Close()
-	loss, err := y.Sum()
-	if err != nil {
-		return err
-	}
-	defer loss.Close()
+// step runs one training step in a scope of its own: forward, loss =
+// y.sum(), backward, then drops the gradients (set_to_none). The batch x
+// outlives the step, so the step's scope owns an alias of it (one handle,
+// no copy) and everything computed from it; closing the scope frees them.
+func step(l *lora.Linear, params []*torch.Tensor, x *torch.Tensor, fwd forwardFunc) error {
+	s := torch.NewScope()
+	defer s.Close()
+	loss := fwd(s, l, s.Own(x.Alias())).Sum()
 	if err := loss.Backward(); err != nil {
 		return err
 	}
-	return module.ZeroGrad(l)
+	for _, p := range params {
+		if err := p.ClearGrad(); err != nil {
+			return err
+		}
+	}
+	return s.Err()
+}
+
+// forwardOnly runs the forward pass alone in a scope of its own (graph
+// still recorded, as in training).
+func forwardOnly(l *lora.Linear, x *torch.Tensor, fwd forwardFunc) error {
+	s := torch.NewScope()
+	defer s.Close()
+	fwd(s, l, s.Own(x.Alias()))
+	return s.Err()
 }
 
 // benchThreads applies GOLORA_BENCH_THREADS (libtorch intra-op threads) if
@@ -119,19 +109,22 @@ func benchThreads(b *testing.B) {
 	b.Logf("libtorch %s, %d intra-op threads", torch.Version(), torch.NumThreads())
 }
 
+var variants = []struct {
+	name string
+	fwd  forwardFunc
+}{{"fused", fusedForward}, {"composed", composedForward}}
+
 func BenchmarkLinearForwardBackward(b *testing.B) {
 	benchThreads(b)
 	for _, s := range benchShapes {
-		for _, v := range []struct {
-			name string
-			fwd  func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error)
-		}{{"fused", fusedForward}, {"composed", composedForward}} {
+		for _, v := range variants {
 			b.Run(s.String()+"/"+v.name, func(b *testing.B) {
 				l, x := benchLayer(b, s)
-				require.NoError(b, step(l, x, v.fwd)) // warm up
+				params := module.Parameters(l, true)
+				require.NoError(b, step(l, params, x, v.fwd)) // warm up
 				b.ResetTimer()
 				for b.Loop() {
-					if err := step(l, x, v.fwd); err != nil {
+					if err := step(l, params, x, v.fwd); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -141,23 +134,18 @@ func BenchmarkLinearForwardBackward(b *testing.B) {
 }
 
 // Forward alone (graph still recorded, as in training): the part where
-// the number of cgo calls differs.
+// the number of C calls differs.
 func BenchmarkLinearForward(b *testing.B) {
 	benchThreads(b)
 	for _, s := range benchShapes {
-		for _, v := range []struct {
-			name string
-			fwd  func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error)
-		}{{"fused", fusedForward}, {"composed", composedForward}} {
+		for _, v := range variants {
 			b.Run(s.String()+"/"+v.name, func(b *testing.B) {
 				l, x := benchLayer(b, s)
 				b.ResetTimer()
 				for b.Loop() {
-					y, err := v.fwd(l, x)
-					if err != nil {
+					if err := forwardOnly(l, x, v.fwd); err != nil {
 						b.Fatal(err)
 					}
-					y.Close()
 				}
 			})
 		}
@@ -167,36 +155,33 @@ func BenchmarkLinearForward(b *testing.B) {
 			require.NoError(b, l.Merge())
 			b.ResetTimer()
 			for b.Loop() {
-				y, err := l.Forward(x)
-				if err != nil {
+				if err := forwardOnly(l, x, fusedForward); err != nil {
 					b.Fatal(err)
 				}
-				y.Close()
 			}
 		})
 	}
 }
 
 // The composed path of the benchmark computes what lora.Linear does, with
-// the same gradients, and the step leaks no handles.
+// the same gradients, and a step leaks no handles.
 func TestComposedMatchesFused(t *testing.T) {
 	s := benchShape{48, 40, 8, 16}
 	l, x := benchLayer(t, s)
-	xg := keep(t)(x.Clone())
+	params := module.Parameters(l, true)
+	xg := own(t, x.Clone())
 	require.NoError(t, xg.SetRequiresGrad(true))
 
-	run := func(fwd func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error)) (y, ga, gb, gx []float64) {
-		out, err := fwd(l, xg)
-		require.NoError(t, err)
-		defer out.Close()
-		loss, err := out.Sum()
-		require.NoError(t, err)
-		defer loss.Close()
-		require.NoError(t, loss.Backward())
-		y = reftest.Float64s(t, out)
-		ga, gb, gx = reftest.Float64s(t, grad(t, l.LoraA, "lora_a")), reftest.Float64s(t, grad(t, l.LoraB, "lora_b")), reftest.Float64s(t, grad(t, xg, "x"))
-		require.NoError(t, module.ZeroGrad(l))
-		require.NoError(t, xg.ClearGrad())
+	run := func(fwd forwardFunc) (y, ga, gb, gx []float64) {
+		s := torch.NewScope()
+		defer s.Close()
+		out := fwd(s, l, xg)
+		require.NoError(t, out.Sum().Backward())
+		y = reftest.Float64s(t, s.Own(out))
+		ga = reftest.Float64s(t, gradOf(t, s, l.LoraA, "lora_a"))
+		gb = reftest.Float64s(t, gradOf(t, s, l.LoraB, "lora_b"))
+		gx = reftest.Float64s(t, gradOf(t, s, xg, "x"))
+		clearGrads(t, append(params, xg))
 		return
 	}
 	y1, a1, b1, x1 := run(fusedForward)
@@ -206,12 +191,13 @@ func TestComposedMatchesFused(t *testing.T) {
 	reftest.RequireSlicesClose(t, "grad lora_b", b2, b1, 1e-6)
 	reftest.RequireSlicesClose(t, "grad x", x2, x1, 1e-6)
 
-	for _, fwd := range []func(*lora.Linear, *torch.Tensor) (*torch.Tensor, error){fusedForward, composedForward} {
-		require.NoError(t, step(l, x, fwd))
-		live := torch.LiveTensors()
+	for _, fwd := range []forwardFunc{fusedForward, composedForward} {
+		require.NoError(t, step(l, params, x, fwd))
+		live := reftest.SettledLiveTensors()
 		for range 10 {
-			require.NoError(t, step(l, x, fwd))
+			require.NoError(t, step(l, params, x, fwd))
+			require.NoError(t, forwardOnly(l, x, fwd))
 		}
-		require.LessOrEqual(t, torch.LiveTensors(), live, "step leaks handles")
+		require.LessOrEqual(t, torch.LiveTensors(), live, "a step leaks handles")
 	}
 }

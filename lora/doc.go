@@ -7,9 +7,19 @@
 // exactly where the pre-trained one was. Only A and B train: for a
 // 1024×1024 layer at r = 8 that is 16,384 parameters instead of 1,048,576.
 //
-// Linear and Embedding are the adapted layers; their parameters are named
-// weight, bias, lora_a and lora_b like the reference PyTorch classes, so
-// state dicts map one to one. Apply injects them into an existing model
-// by module name, PEFT-style. Merge folds B·A·α/r into W0 for inference
-// with no extra cost; Unmerge takes it out again.
+// Linear and Embedding are the adapted layers (the spec's classes); their
+// parameters are named weight, bias, lora_a and lora_b like the reference
+// PyTorch classes, so state dicts map one to one. Their Forward follows
+// the torch package's conventions: it returns a *torch.Tensor whose error,
+// if any, sticks to it, and the result joins the scope of its input:
+//
+//	s := torch.NewScope()
+//	defer s.Close()
+//	y := layer.Forward(s.Own(x)) // freed with s
+//	loss := torch.MSELoss(y, target, torch.ReductionMean)
+//	if err := loss.Backward(); err != nil { ... } // the first error of the chain
+//
+// Apply injects adapters into an existing model by module name,
+// PEFT-style. Merge folds B·A·α/r into W0 for inference with no extra
+// cost; Unmerge takes it out again.
 package lora

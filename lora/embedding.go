@@ -12,19 +12,21 @@ import (
 //	y = F.embedding(x, W0) + F.embedding(x, Aᵀ)·Bᵀ·α/r
 //
 // W0 (num×dim) is frozen; A (r×num) starts from N(0, 1), B (dim×r) at
-// zero, so y equals the base lookup until B moves.
+// zero, so y equals the base lookup until B moves. It is a module.Layer.
 type Embedding struct {
 	module.Base
 	Weight *torch.Tensor // W0, num×dim, frozen
 	LoraA  *torch.Tensor // A, r×num, trainable
 	LoraB  *torch.Tensor // B, dim×r, trainable
 
-	r      int64
-	alpha  float64
-	merged bool
+	r        int64
+	num, dim int64 // kept so that the accessors need no tensor
+	alpha    float64
+	merged   bool
 }
 
-// NewEmbedding returns a LoRA embedding of rank r.
+// NewEmbedding returns a LoRA embedding of rank r: the spec's
+// Embedding(num_embeddings, embedding_dim, r, alpha).
 //
 // Random draws happen in this order from the default generator:
 //
@@ -41,35 +43,52 @@ func NewEmbedding(numEmbeddings, embeddingDim, r int64, opts ...Option) (*Embedd
 	if numEmbeddings <= 0 || embeddingDim <= 0 {
 		return nil, fmt.Errorf("lora: NewEmbedding: num_embeddings and embedding_dim must be positive, got %d and %d", numEmbeddings, embeddingDim)
 	}
-	w := c.weight
 	if c.given {
-		if w == nil || c.bias != nil {
+		if c.weight == nil || c.bias != nil {
 			return nil, fmt.Errorf("lora: NewEmbedding: WithWeights needs a weight and no bias")
 		}
-		if s := w.Shape(); len(s) != 2 || s[0] != numEmbeddings || s[1] != embeddingDim {
+		s, err := shapeOf("NewEmbedding", "weight", c.weight)
+		if err != nil {
+			return nil, err
+		}
+		if len(s) != 2 || s[0] != numEmbeddings || s[1] != embeddingDim {
 			return nil, fmt.Errorf("lora: NewEmbedding: WithWeights: weight shape %v, expected [%d %d] (num_embeddings×embedding_dim)", s, numEmbeddings, embeddingDim)
 		}
-	} else {
-		if w, err = torch.Empty([]int64{numEmbeddings, embeddingDim}, c.opts...); err != nil {
+		e, err := embeddingFrom(c.weight, r, alpha)
+		if err != nil {
 			return nil, fmt.Errorf("lora: NewEmbedding: %w", err)
 		}
-		if err := w.Normal_(0, 1); err != nil {
-			w.Close()
-			return nil, fmt.Errorf("lora: NewEmbedding: %w", err)
-		}
+		return e, nil
 	}
-	e, err := embeddingFrom(w, r, alpha)
-	if err != nil && !c.given {
+	w := torch.Empty([]int64{numEmbeddings, embeddingDim}, c.opts...)
+	err = w.Err()
+	if err == nil {
+		err = w.Normal_(0, 1)
+	}
+	var e *Embedding
+	if err == nil {
+		e, err = embeddingFrom(w, r, alpha)
+	}
+	if err != nil {
 		w.Close()
+		return nil, fmt.Errorf("lora: NewEmbedding: %w", err)
 	}
-	return e, err
+	return e, nil
 }
 
+// embeddingFrom freezes w (num×dim), creates A and B, and registers
+// everything. On error it frees what it created and leaves w to the caller.
 func embeddingFrom(w *torch.Tensor, r int64, alpha float64) (*Embedding, error) {
-	if err := w.SetRequiresGrad(false); err != nil {
-		return nil, fmt.Errorf("lora: freezing base weights: %w", err)
+	ws, err := w.Size()
+	if err != nil {
+		return nil, fmt.Errorf("weight: %w", err)
 	}
-	ws := w.Shape()
+	if len(ws) != 2 {
+		return nil, fmt.Errorf("weight must be 2-D (num×dim), got shape %v", ws)
+	}
+	if err := freeze(w); err != nil {
+		return nil, err
+	}
 	num, dim := ws[0], ws[1]
 	// A (r×num): N(0, 1), indexed by token through Aᵀ. B (dim×r): zeros,
 	// so ΔW = (B·A)ᵀ = 0 at the start.
@@ -77,58 +96,85 @@ func embeddingFrom(w *torch.Tensor, r int64, alpha float64) (*Embedding, error) 
 		return a.Normal_(0, 1)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lora: creating A and B: %w", err)
+		return nil, err
 	}
-	e := &Embedding{Weight: w, LoraA: a, LoraB: bm, r: r, alpha: alpha}
+	e := &Embedding{Weight: w, LoraA: a, LoraB: bm, r: r, num: num, dim: dim, alpha: alpha}
 	e.Param("weight", &e.Weight)
 	e.Param("lora_a", &e.LoraA)
 	e.Param("lora_b", &e.LoraB)
 	return e, nil
 }
 
+// The accessors below never panic: on a nil layer they return zero values
+// (false for Merged), and after module.Close they still return what the
+// layer was built with.
+
 // Rank returns r.
-func (e *Embedding) Rank() int64 { return e.r }
+func (e *Embedding) Rank() int64 {
+	if e == nil {
+		return 0
+	}
+	return e.r
+}
 
 // Alpha returns α.
-func (e *Embedding) Alpha() float64 { return e.alpha }
+func (e *Embedding) Alpha() float64 {
+	if e == nil {
+		return 0
+	}
+	return e.alpha
+}
 
 // Scaling returns α/r.
-func (e *Embedding) Scaling() float64 { return e.alpha / float64(e.r) }
+func (e *Embedding) Scaling() float64 {
+	if e == nil || e.r == 0 {
+		return 0
+	}
+	return e.alpha / float64(e.r)
+}
 
 // NumEmbeddings returns the number of rows of W0.
-func (e *Embedding) NumEmbeddings() int64 { return e.LoraA.Shape()[1] }
+func (e *Embedding) NumEmbeddings() int64 {
+	if e == nil {
+		return 0
+	}
+	return e.num
+}
 
 // EmbeddingDim returns the width of W0.
-func (e *Embedding) EmbeddingDim() int64 { return e.LoraB.Shape()[0] }
+func (e *Embedding) EmbeddingDim() int64 {
+	if e == nil {
+		return 0
+	}
+	return e.dim
+}
 
 // Merged reports whether (B·A)ᵀ·α/r is currently folded into W0.
-func (e *Embedding) Merged() bool { return e.merged }
+func (e *Embedding) Merged() bool { return e != nil && e.merged }
 
 // Forward looks up int64 or int32 indices x of any shape and returns
-// F.embedding(x, W0) + F.embedding(x, Aᵀ)·Bᵀ·α/r, of shape (…, dim).
-func (e *Embedding) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	if x.Closed() {
-		return nil, fmt.Errorf("lora: Embedding.Forward: use of closed tensor")
+// F.embedding(x, W0) + F.embedding(x, Aᵀ)·Bᵀ·α/r, of shape (…, dim), in
+// one fused call (torch.LoraEmbedding); merged, it is a plain lookup in
+// W0 + (B·A)ᵀ·α/r. Errors stick to the result: indices of another dtype
+// or out of range, a failed or closed x, a closed or nil layer.
+func (e *Embedding) Forward(x *torch.Tensor) *torch.Tensor {
+	if e == nil {
+		// No weight: the op fails naming it (or passes x's error on).
+		return torch.Embedding(x, nil)
 	}
-	if dt := x.DType(); dt != torch.Int64 && dt != torch.Int32 {
-		return nil, fmt.Errorf("lora: Embedding.Forward: indices must be int64 or int32, got %v", dt)
-	}
-	var y *torch.Tensor
-	var err error
 	if e.merged {
-		y, err = torch.Embedding(x, e.Weight)
-	} else {
-		y, err = torch.LoraEmbedding(x, e.Weight, e.LoraA, e.LoraB, e.Scaling())
+		return torch.Embedding(x, e.Weight)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("lora: Embedding.Forward: %w", err)
-	}
-	return y, nil
+	return torch.LoraEmbedding(x, e.Weight, e.LoraA, e.LoraB, e.Scaling())
 }
 
 // Merge folds the update into W0: W0 ← W0 + (B·A)ᵀ·α/r, since row i of
-// Aᵀ·Bᵀ is the update of token i (num×r · r×dim = num×dim).
+// Aᵀ·Bᵀ is the update of token i (num×r · r×dim = num×dim). Merging twice
+// is an error; so is merging a nil or closed layer.
 func (e *Embedding) Merge() error {
+	if e == nil {
+		return fmt.Errorf("lora: Embedding.Merge: %w", errNilLayer)
+	}
 	if e.merged {
 		return fmt.Errorf("lora: Embedding.Merge: already merged")
 	}
@@ -139,8 +185,12 @@ func (e *Embedding) Merge() error {
 	return nil
 }
 
-// Unmerge takes the update back out: W0 ← W0 − (B·A)ᵀ·α/r.
+// Unmerge takes the update back out: W0 ← W0 − (B·A)ᵀ·α/r. It is an error
+// unless the layer is merged.
 func (e *Embedding) Unmerge() error {
+	if e == nil {
+		return fmt.Errorf("lora: Embedding.Unmerge: %w", errNilLayer)
+	}
 	if !e.merged {
 		return fmt.Errorf("lora: Embedding.Unmerge: not merged")
 	}

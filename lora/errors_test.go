@@ -1,10 +1,11 @@
 package lora_test
 
 // Bad arguments return errors that name the problem; nothing panics.
+// Constructors and Merge return an error; Forward returns a failed tensor
+// whose error sticks to everything computed from it.
 
 import (
 	"math"
-	"strconv"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -13,25 +14,6 @@ import (
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
-
-// requireErr runs f, fails on a panic, and checks that its error contains
-// every substring given.
-func requireErr(t *testing.T, f func() error, subs ...string) {
-	t.Helper()
-	var err error
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				require.Failf(t, "panic", "expected an error, got a panic: %v", p)
-			}
-		}()
-		err = f()
-	}()
-	require.Error(t, err)
-	for _, s := range subs {
-		require.Contains(t, err.Error(), s)
-	}
-}
 
 func newLinearErr(in, out int64, bias bool, r int64, opts ...lora.Option) func() error {
 	return func() error {
@@ -52,18 +34,10 @@ func newEmbeddingErr(num, dim, r int64, opts ...lora.Option) func() error {
 		if e != nil {
 			module.Close(e)
 		}
+		if err == nil && e == nil {
+			panic("nil layer and nil error")
+		}
 		return err
-	}
-}
-
-// keep(t)(op()) fails the test if op failed and closes its tensor with
-// the test.
-func keep(t testing.TB) func(*torch.Tensor, error) *torch.Tensor {
-	return func(x *torch.Tensor, err error) *torch.Tensor {
-		t.Helper()
-		require.NoError(t, err)
-		t.Cleanup(func() { x.Close() })
-		return x
 	}
 }
 
@@ -98,26 +72,29 @@ func TestErrorsLinearInputShape(t *testing.T) {
 	l, err := lora.NewLinear(4, 3, true, 2)
 	require.NoError(t, err)
 	defer module.Close(l)
+	s := newScope(t)
 
 	for _, shape := range [][]int64{{2, 5}, {5}, {2, 3, 3}, {4, 0}} {
-		x := keep(t)(torch.Zeros(shape))
-		requireErr(t, func() error { _, err := l.Forward(x); return err },
-			"Linear.Forward", "expected last dim in_features=4", "got "+itoa(shape[len(shape)-1]))
+		y := l.Forward(torch.Zeros(shape, torch.In(s)))
+		err := requireFailed(t, y, "LoraLinear", "input last dim is "+itoa(shape[len(shape)-1]), "in_features=4")
+		e, ok := torch.AsError(err)
+		require.True(t, ok, "%T is a *torch.Error", err)
+		require.Equal(t, "LoraLinear", e.Op)
+		// The error sticks: what is computed from y fails with it, and
+		// the scope remembers it.
+		require.ErrorIs(t, y.Sum().MulScalar(2).Err(), err)
 	}
+	require.Error(t, s.Err(), "the scope of the input records the first error")
 	// A 0-dim tensor has no last dim.
-	s := keep(t)(torch.Full(nil, 1))
-	requireErr(t, func() error { _, err := l.Forward(s); return err },
-		"expected last dim in_features=4", "got a 0-dim tensor")
+	requireFailed(t, l.Forward(torch.Full(nil, 1, torch.In(s))), "input must have at least 1 dim")
 
-	// Merged layers check the same way.
+	// Merged layers check the same way, through a plain linear.
 	require.NoError(t, l.Merge())
-	x := keep(t)(torch.Zeros([]int64{2, 7}))
-	requireErr(t, func() error { _, err := l.Forward(x); return err }, "expected last dim in_features=4", "got 7")
+	requireFailed(t, l.Forward(torch.Zeros([]int64{2, 7}, torch.In(s))), "Linear", "input last dim is 7", "in_features=4")
 
 	// A dtype that does not match the layer's is a libtorch error, not a panic.
-	xd := keep(t)(torch.Zeros([]int64{2, 4}, torch.WithDType(torch.Float64)))
 	require.NoError(t, l.Unmerge())
-	requireErr(t, func() error { _, err := l.Forward(xd); return err }, "Linear.Forward")
+	requireFailed(t, l.Forward(torch.Zeros([]int64{2, 4}, torch.WithDType(torch.Float64), torch.In(s))), "LoraLinear")
 }
 
 func TestErrorsEmbeddingIndices(t *testing.T) {
@@ -125,11 +102,11 @@ func TestErrorsEmbeddingIndices(t *testing.T) {
 	e, err := lora.NewEmbedding(10, 4, 2)
 	require.NoError(t, err)
 	defer module.Close(e)
+	s := newScope(t)
 
 	for _, dt := range []torch.DType{torch.Float32, torch.Float64} {
-		x := keep(t)(torch.Zeros([]int64{3}, torch.WithDType(dt)))
-		requireErr(t, func() error { _, err := e.Forward(x); return err },
-			"Embedding.Forward", "indices must be int64 or int32", "got "+dt.String())
+		requireFailed(t, e.Forward(torch.Zeros([]int64{3}, torch.WithDType(dt), torch.In(s))),
+			"LoraEmbedding", "indices must be int64 or int32")
 	}
 	for _, tc := range []struct {
 		idx  []int64
@@ -140,32 +117,23 @@ func TestErrorsEmbeddingIndices(t *testing.T) {
 		{[]int64{-1, 2}, "[-1, 2]"},
 		{[]int64{-5}, "[-5, -5]"},
 	} {
-		x64 := keep(t)(torch.FromSlice(tc.idx))
 		i32 := make([]int32, len(tc.idx))
 		for i, v := range tc.idx {
 			i32[i] = int32(v)
 		}
-		x32 := keep(t)(torch.FromSlice(i32))
-		for _, x := range []*torch.Tensor{x64, x32} {
-			requireErr(t, func() error { _, err := e.Forward(x); return err },
-				"Embedding.Forward", "index out of range", tc.span, "there are 10 embeddings")
+		for _, x := range []*torch.Tensor{s.Own(torch.FromSlice(tc.idx)), s.Own(torch.FromSlice(i32))} {
+			requireFailed(t, e.Forward(x), "LoraEmbedding", "index out of range", tc.span, "there are 10 embeddings")
 		}
 	}
 	// The merged path validates as well.
 	require.NoError(t, e.Merge())
-	bad := keep(t)(torch.FromSlice([]int64{10}))
-	requireErr(t, func() error { _, err := e.Forward(bad); return err }, "index out of range")
-	fl := keep(t)(torch.Zeros([]int64{1}))
-	requireErr(t, func() error { _, err := e.Forward(fl); return err }, "indices must be int64 or int32")
+	requireFailed(t, e.Forward(s.Own(torch.FromSlice([]int64{10}))), "Embedding", "index out of range")
+	requireFailed(t, e.Forward(torch.Zeros([]int64{1}, torch.In(s))), "indices must be int64 or int32")
 }
 
 func TestErrorsWithWeights(t *testing.T) {
-	w := func(shape ...int64) *torch.Tensor {
-		x, err := torch.Zeros(shape)
-		require.NoError(t, err)
-		t.Cleanup(func() { x.Close() })
-		return x
-	}
+	s := newScope(t)
+	w := func(shape ...int64) *torch.Tensor { return torch.Zeros(shape, torch.In(s)) }
 	// Linear(in=4, out=3): weight must be [3 4], bias [3].
 	requireErr(t, newLinearErr(4, 3, true, 2, lora.WithWeights(w(4, 3), w(3))),
 		"NewLinear", "WithWeights", "weight shape [4 3], expected [3 4]")
@@ -192,6 +160,13 @@ func TestErrorsWithWeights(t *testing.T) {
 	requireErr(t, newEmbeddingErr(5, 2, 2, lora.WithWeights(nil, nil)),
 		"NewEmbedding", "needs a weight and no bias")
 
+	// A failed tensor given as weights passes its own error on.
+	bad := torch.Zeros([]int64{-1, 4})
+	requireFailed(t, bad, "negative dimension")
+	requireErr(t, newLinearErr(4, 3, false, 2, lora.WithWeights(bad, nil)), "NewLinear", "WithWeights", "weight", "negative dimension")
+	requireErr(t, newLinearErr(4, 3, true, 2, lora.WithWeights(w(3, 4), bad)), "NewLinear", "WithWeights", "bias", "negative dimension")
+	requireErr(t, newEmbeddingErr(5, 2, 2, lora.WithWeights(bad, nil)), "NewEmbedding", "WithWeights", "negative dimension")
+
 	// A rejected weight is left to its owner, usable.
 	kept := w(3, 4)
 	requireErr(t, newLinearErr(4, 3, true, 2, lora.WithWeights(kept, nil)), "bias=true")
@@ -208,38 +183,108 @@ func TestErrorsClosedInput(t *testing.T) {
 	require.NoError(t, err)
 	defer module.Close(e)
 
-	x, err := torch.Zeros([]int64{2, 4})
-	require.NoError(t, err)
+	x := torch.Zeros([]int64{2, 4})
 	x.Close()
-	requireErr(t, func() error { _, err := l.Forward(x); return err }, "Linear.Forward", "closed tensor")
-	requireErr(t, func() error { _, err := l.Forward(nil); return err }, "Linear.Forward", "nil tensor")
+	requireFailed(t, l.Forward(x), "LoraLinear", "input", "closed tensor")
+	requireFailed(t, l.Forward(nil), "LoraLinear", "input", "nil tensor")
 
-	idx, err := torch.FromSlice([]int64{1, 2})
-	require.NoError(t, err)
+	idx := torch.FromSlice([]int64{1, 2})
 	idx.Close()
-	requireErr(t, func() error { _, err := e.Forward(idx); return err }, "Embedding.Forward", "closed tensor")
-	requireErr(t, func() error { _, err := e.Forward(nil); return err }, "Embedding.Forward")
+	requireFailed(t, e.Forward(idx), "LoraEmbedding", "indices", "closed tensor")
+	requireFailed(t, e.Forward(nil), "LoraEmbedding", "indices", "nil tensor")
+
+	// A failed input passes its error on unchanged (sticky errors).
+	bad := torch.Zeros([]int64{-2})
+	want := requireFailed(t, bad, "negative dimension")
+	require.ErrorIs(t, l.Forward(bad).Err(), want)
+	require.ErrorIs(t, e.Forward(bad).Err(), want)
 
 	// A closed tensor given as pre-trained weights.
-	cw, err := torch.Zeros([]int64{3, 4})
-	require.NoError(t, err)
+	cw := torch.Zeros([]int64{3, 4})
 	cw.Close()
-	requireErr(t, newLinearErr(4, 3, false, 2, lora.WithWeights(cw, nil)), "NewLinear", "WithWeights")
+	requireErr(t, newLinearErr(4, 3, false, 2, lora.WithWeights(cw, nil)), "NewLinear", "WithWeights", "closed tensor")
 }
 
+// A closed layer fails cleanly: Forward returns a failed tensor, Merge an
+// error that leaves Merged as it was.
 func TestErrorsClosedLayer(t *testing.T) {
-	x := keep(t)(torch.Zeros([]int64{2, 4}))
-	idx := keep(t)(torch.FromSlice([]int64{1, 2}))
+	s := newScope(t)
+	x := torch.Zeros([]int64{2, 4}, torch.In(s))
+	idx := s.Own(torch.FromSlice([]int64{1, 2}))
 	l, err := lora.NewLinear(4, 3, true, 2)
 	require.NoError(t, err)
 	module.Close(l)
-	requireErr(t, func() error { _, err := l.Forward(x); return err }, "Linear.Forward", "closed tensor")
+	requireFailed(t, l.Forward(x), "LoraLinear", "closed tensor")
 	requireErr(t, l.Merge, "Linear.Merge", "closed tensor")
+	require.False(t, l.Merged())
 	e, err := lora.NewEmbedding(4, 3, 2)
 	require.NoError(t, err)
 	module.Close(e)
-	requireErr(t, func() error { _, err := e.Forward(idx); return err }, "Embedding.Forward", "closed tensor")
+	requireFailed(t, e.Forward(idx), "LoraEmbedding", "closed tensor")
 	requireErr(t, e.Merge, "Embedding.Merge", "closed tensor")
+	require.False(t, e.Merged())
 }
 
-func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+// The accessors never panic: on a nil layer they return zero values, and
+// after module.Close they return what the layer was built with. Forward,
+// Merge and Unmerge of a nil layer fail with an error. (Before, a nil
+// *Linear panicked in every accessor, and Embedding.NumEmbeddings and
+// EmbeddingDim panicked after Close: they read the closed tensors' shapes.)
+func TestAccessorsNeverPanic(t *testing.T) {
+	s := newScope(t)
+	x := torch.Zeros([]int64{2, 4}, torch.In(s))
+	idx := s.Own(torch.FromSlice([]int64{1, 2}))
+
+	var nl *lora.Linear
+	notPanics(t, "nil *Linear accessors", func() {
+		require.Equal(t, int64(0), nl.Rank())
+		require.Equal(t, 0.0, nl.Alpha())
+		require.Equal(t, 0.0, nl.Scaling())
+		require.Equal(t, int64(0), nl.InFeatures())
+		require.Equal(t, int64(0), nl.OutFeatures())
+		require.False(t, nl.Merged())
+	})
+	notPanics(t, "nil *Linear Forward", func() { requireFailed(t, nl.Forward(x), "weight", "nil tensor") })
+	requireErr(t, nl.Merge, "Linear.Merge", "nil layer")
+	requireErr(t, nl.Unmerge, "Linear.Unmerge", "nil layer")
+
+	var ne *lora.Embedding
+	notPanics(t, "nil *Embedding accessors", func() {
+		require.Equal(t, int64(0), ne.Rank())
+		require.Equal(t, 0.0, ne.Alpha())
+		require.Equal(t, 0.0, ne.Scaling())
+		require.Equal(t, int64(0), ne.NumEmbeddings())
+		require.Equal(t, int64(0), ne.EmbeddingDim())
+		require.False(t, ne.Merged())
+	})
+	notPanics(t, "nil *Embedding Forward", func() { requireFailed(t, ne.Forward(idx), "weight", "nil tensor") })
+	requireErr(t, ne.Merge, "Embedding.Merge", "nil layer")
+	requireErr(t, ne.Unmerge, "Embedding.Unmerge", "nil layer")
+
+	l, err := lora.NewLinear(4, 3, true, 2, lora.WithAlpha(3))
+	require.NoError(t, err)
+	require.NoError(t, l.Merge())
+	module.Close(l)
+	notPanics(t, "closed *Linear accessors", func() {
+		require.Equal(t, int64(2), l.Rank())
+		require.Equal(t, 3.0, l.Alpha())
+		require.Equal(t, 1.5, l.Scaling())
+		require.Equal(t, int64(4), l.InFeatures())
+		require.Equal(t, int64(3), l.OutFeatures())
+		require.True(t, l.Merged())
+	})
+	requireErr(t, l.Unmerge, "Linear.Unmerge", "closed tensor")
+	require.True(t, l.Merged(), "a failed Unmerge changes nothing")
+
+	e, err := lora.NewEmbedding(6, 5, 2)
+	require.NoError(t, err)
+	module.Close(e)
+	notPanics(t, "closed *Embedding accessors", func() {
+		require.Equal(t, int64(2), e.Rank())
+		require.Equal(t, 2.0, e.Alpha())
+		require.Equal(t, 1.0, e.Scaling())
+		require.Equal(t, int64(6), e.NumEmbeddings())
+		require.Equal(t, int64(5), e.EmbeddingDim())
+		require.False(t, e.Merged())
+	})
+}

@@ -19,9 +19,10 @@ func ExampleNewLinear() {
 	}
 	defer module.Close(layer)
 
-	x := torch.Must(torch.Ones([]int64{8, 10})) // n, k
-	defer x.Close()
-	y, err := layer.Forward(x)
+	s := torch.NewScope()
+	defer s.Close()
+	x := torch.Ones([]int64{8, 10}, torch.In(s)) // n, k
+	y, err := s.Done(layer.Forward(x))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -55,9 +56,10 @@ func ExampleNewEmbedding() {
 	}
 	defer module.Close(emb)
 
-	ids := torch.Must(torch.FromSlice([]int64{3, 14, 15, 92, 65, 35}, 2, 3))
-	defer ids.Close()
-	y, err := emb.Forward(ids)
+	y, err := torch.WithScope(func(s *torch.Scope) *torch.Tensor {
+		ids := s.Own(torch.FromSlice([]int64{3, 14, 15, 92, 65, 35}, 2, 3))
+		return emb.Forward(ids)
+	})
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -77,46 +79,59 @@ func ExampleNewEmbedding() {
 	// lora_b [16 4] trainable: true
 }
 
-// attention is a toy attention block; its projections are declared as
-// module.Layer so that lora.Apply can swap them for adapters.
+// Forward errors stick to the result; the first one is reported once, at
+// the end of the chain.
+func ExampleLinear_Forward() {
+	torch.ManualSeed(0)
+	layer := torch.Must(lora.NewLinear(4, 3, true, 2))
+	defer module.Close(layer)
+
+	s := torch.NewScope()
+	defer s.Close()
+	x := torch.Randn([]int64{2, 5}, torch.In(s)) // 5 features, the layer takes 4
+	loss := layer.Forward(x).Relu().Sum()
+	err := loss.Backward()
+	e, _ := torch.AsError(err)
+	fmt.Println("op:", e.Op)
+	fmt.Println("scope saw it:", s.Err() == err)
+	// Output:
+	// op: LoraLinear
+	// scope saw it: true
+}
+
+// Merge folds B·A·α/r into W0 for inference; the output does not change.
+func ExampleLinear_Merge() {
+	torch.ManualSeed(0)
+	layer := torch.Must(lora.NewLinear(16, 16, false, 4))
+	defer module.Close(layer)
+
+	s := torch.NewScope()
+	defer s.Close()
+	layer.LoraB.Copy_(torch.Randn([]int64{16, 4}, torch.In(s))).Must() // as if trained
+	x := torch.Randn([]int64{3, 16}, torch.In(s))
+	before := layer.Forward(x)
+	if err := layer.Merge(); err != nil {
+		fmt.Println(err)
+		return
+	}
+	after := layer.Forward(x)
+	same, err := after.AllClose(before, 1e-5, 1e-5)
+	fmt.Println("merged:", layer.Merged(), "same output:", same, err)
+	// Output:
+	// merged: true same output: true <nil>
+}
+
+// attention is multi-head causal self-attention with the projections of
+// LLaMA-style models. They are declared as module.Layer so that lora.Apply
+// can swap them for adapters.
 type attention struct {
 	module.Base
 	QProj, KProj, VProj, OProj module.Layer
+	heads                      int64
 }
 
-// Forward returns o_proj(q_proj(x) + k_proj(x) + v_proj(x)), a stand-in for
-// attention.
-func (a *attention) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	sum, err := a.QProj.Forward(x)
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range []module.Layer{a.KProj, a.VProj} {
-		h, err := l.Forward(x)
-		if err != nil {
-			sum.Close()
-			return nil, err
-		}
-		next, err := sum.Add(h)
-		torch.CloseAll(sum, h)
-		if err != nil {
-			return nil, err
-		}
-		sum = next
-	}
-	defer sum.Close()
-	return a.OProj.Forward(sum)
-}
-
-// decoder is a stack of attention blocks under "layers", like a
-// transformer's.
-type decoder struct {
-	module.Base
-	Layers *module.Sequential
-}
-
-func newAttention(d int64) (*attention, error) {
-	a := &attention{}
+func newAttention(d, heads int64) (*attention, error) {
+	a := &attention{heads: heads}
 	for _, f := range []*module.Layer{&a.QProj, &a.KProj, &a.VProj, &a.OProj} {
 		l, err := module.NewLinear(d, d, false)
 		if err != nil {
@@ -131,13 +146,31 @@ func newAttention(d int64) (*attention, error) {
 	return a, nil
 }
 
+// Forward maps x (batch, seq, d) to softmax(q·kᵀ/√dₕ + causal mask)·v per
+// head, then o_proj.
+func (a *attention) Forward(x *torch.Tensor) *torch.Tensor {
+	b, t, d := x.SizeOf(0), x.SizeOf(1), x.SizeOf(2)
+	split := func(p module.Layer) *torch.Tensor { // (b, t, d) → (b, heads, t, d/heads)
+		return p.Forward(x).View(b, t, a.heads, d/a.heads).Transpose(1, 2)
+	}
+	y := torch.ScaledDotProductAttention(split(a.QProj), split(a.KProj), split(a.VProj), nil, 0, true)
+	return a.OProj.Forward(y.Transpose(1, 2).Reshape(b, t, d))
+}
+
+// decoder is a stack of attention blocks under "layers", like a
+// transformer's.
+type decoder struct {
+	module.Base
+	Layers *module.Sequential
+}
+
 // Apply adapts every q_proj and v_proj of a model in place, PEFT-style,
 // and freezes everything else.
 func ExampleApply() {
 	torch.ManualSeed(0)
 	model := &decoder{Layers: module.NewSequential()}
 	for range 2 {
-		a, err := newAttention(64)
+		a, err := newAttention(64, 4)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -163,16 +196,19 @@ func ExampleApply() {
 		}
 	}
 
-	// The adapted model runs like the original (B starts at zero).
-	x := torch.Must(torch.Randn([]int64{2, 64}))
-	defer x.Close()
-	y, err := model.Layers.Forward(x)
-	if err != nil {
+	// The adapted model runs like the original (B starts at zero), and a
+	// backward pass reaches the adapters.
+	s := torch.NewScope()
+	defer s.Close()
+	x := torch.Randn([]int64{2, 5, 64}, torch.In(s)) // batch, seq, d
+	y := model.Layers.Forward(x)
+	if err := y.Square().Mean().Backward(); err != nil {
 		fmt.Println(err)
 		return
 	}
-	defer y.Close()
-	fmt.Println("y:", y.Shape())
+	q0 := model.Layers.Layers[0].(*attention).QProj.(*lora.Linear)
+	g := s.Own(q0.LoraA.Grad())
+	fmt.Println("y:", y.Shape(), "q_proj lora_a has a gradient:", g.Err() == nil)
 	// Output:
 	// before: trainable params: 32,768 || all params: 32,768 || trainable%: 100.0000
 	// adapted: layers.0.q_proj
@@ -188,5 +224,5 @@ func ExampleApply() {
 	// trainable: layers.1.q_proj.lora_b [64 8]
 	// trainable: layers.1.v_proj.lora_a [8 64]
 	// trainable: layers.1.v_proj.lora_b [64 8]
-	// y: [2 64]
+	// y: [2 5 64] q_proj lora_a has a gradient: true
 }

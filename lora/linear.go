@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"errors"
 	"fmt"
 	"math"
 
@@ -14,7 +15,7 @@ import (
 //
 // W0 (out×in) and b (out) are frozen; A (r×in) starts kaiming-uniform
 // (a=√5), B (out×r) starts at zero, so y equals the base layer's output
-// until B moves.
+// until B moves. It is a module.Layer.
 type Linear struct {
 	module.Base
 	Weight *torch.Tensor // W0, out×in, frozen
@@ -23,12 +24,16 @@ type Linear struct {
 	LoraB  *torch.Tensor // B, out×r, trainable
 
 	r       int64
-	in, out int64 // k and d, kept so Forward needs no shape query
+	in, out int64 // k and d, kept so that the accessors need no tensor
 	alpha   float64
 	merged  bool
 }
 
-// NewLinear returns a LoRA linear layer of rank r.
+// errNilLayer is the error of Merge and Unmerge on a nil layer.
+var errNilLayer = errors.New("nil layer")
+
+// NewLinear returns a LoRA linear layer of rank r: the spec's
+// Linear(in_features, out_features, bias, r, alpha).
 //
 // Without WithWeights the frozen weight and bias are initialised like
 // nn.Linear. Random draws happen in this order from the default generator
@@ -48,61 +53,91 @@ func NewLinear(inFeatures, outFeatures int64, bias bool, r int64, opts ...Option
 	if inFeatures <= 0 || outFeatures <= 0 {
 		return nil, fmt.Errorf("lora: NewLinear: in_features and out_features must be positive, got %d and %d", inFeatures, outFeatures)
 	}
-	w, b := c.weight, c.bias
 	if c.given {
-		if err := checkLinearWeights(w, b, inFeatures, outFeatures, bias); err != nil {
+		if err := checkLinearWeights(c.weight, c.bias, inFeatures, outFeatures, bias); err != nil {
 			return nil, err
 		}
-	} else {
-		if w, err = torch.Empty([]int64{outFeatures, inFeatures}, c.opts...); err != nil {
+		l, err := linearFrom(c.weight, c.bias, r, alpha)
+		if err != nil {
 			return nil, fmt.Errorf("lora: NewLinear: %w", err)
 		}
-		if bias {
-			if b, err = torch.Empty([]int64{outFeatures}, c.opts...); err != nil {
-				w.Close()
-				return nil, fmt.Errorf("lora: NewLinear: %w", err)
-			}
-		}
-		if err := module.InitLinear(w, b); err != nil {
-			torch.CloseAll(w, b)
-			return nil, fmt.Errorf("lora: NewLinear: %w", err)
-		}
+		return l, nil
 	}
-	l, err := linearFrom(w, b, r, alpha)
-	if err != nil && !c.given {
+	w := torch.Empty([]int64{outFeatures, inFeatures}, c.opts...)
+	var b *torch.Tensor
+	if bias {
+		b = torch.Empty([]int64{outFeatures}, c.opts...)
+	}
+	err = w.Err()
+	if err == nil {
+		err = b.Err()
+	}
+	if err == nil {
+		err = initLinear(w, b, inFeatures)
+	}
+	var l *Linear
+	if err == nil {
+		l, err = linearFrom(w, b, r, alpha)
+	}
+	if err != nil {
 		torch.CloseAll(w, b)
+		return nil, fmt.Errorf("lora: NewLinear: %w", err)
 	}
-	return l, err
+	return l, nil
+}
+
+// initLinear initialises W0 (out×in) and b (out, or nil) in place the way
+// nn.Linear.reset_parameters does: kaiming_uniform_(a=√5), which is
+// U(±1/√in), then b from U(±1/√in).
+func initLinear(w, b *torch.Tensor, in int64) error {
+	if err := w.KaimingUniform_(math.Sqrt(5), torch.FanIn, torch.LeakyReLU); err != nil {
+		return err
+	}
+	if b == nil {
+		return nil
+	}
+	bound := 1 / math.Sqrt(float64(in))
+	return b.Uniform_(-bound, bound)
 }
 
 func checkLinearWeights(w, b *torch.Tensor, in, out int64, bias bool) error {
-	if w == nil {
-		return fmt.Errorf("lora: NewLinear: WithWeights: weight is nil")
+	s, err := shapeOf("NewLinear", "weight", w)
+	if err != nil {
+		return err
 	}
-	if s := w.Shape(); len(s) != 2 || s[0] != out || s[1] != in {
+	if len(s) != 2 || s[0] != out || s[1] != in {
 		return fmt.Errorf("lora: NewLinear: WithWeights: weight shape %v, expected [%d %d] (out_features×in_features)", s, out, in)
 	}
 	if bias != (b != nil) {
-		return fmt.Errorf("lora: NewLinear: WithWeights: bias=%v but a bias tensor was %s", bias, map[bool]string{true: "given", false: "not given"}[b != nil])
+		given := map[bool]string{true: "given", false: "not given"}[b != nil]
+		return fmt.Errorf("lora: NewLinear: WithWeights: bias=%v but a bias tensor was %s", bias, given)
 	}
 	if b != nil {
-		if s := b.Shape(); len(s) != 1 || s[0] != out {
+		s, err := shapeOf("NewLinear", "bias", b)
+		if err != nil {
+			return err
+		}
+		if len(s) != 1 || s[0] != out {
 			return fmt.Errorf("lora: NewLinear: WithWeights: bias shape %v, expected [%d]", s, out)
 		}
 	}
 	return nil
 }
 
-// linearFrom freezes w and b, creates A and B, and registers everything.
+// linearFrom freezes w (out×in) and b, creates A and B, and registers
+// everything. On error it frees what it created and leaves w and b to the
+// caller (their trainability may have changed).
 func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
-	for _, t := range []*torch.Tensor{w, b} {
-		if t != nil {
-			if err := t.SetRequiresGrad(false); err != nil {
-				return nil, fmt.Errorf("lora: freezing base weights: %w", err)
-			}
-		}
+	ws, err := w.Size()
+	if err != nil {
+		return nil, fmt.Errorf("weight: %w", err)
 	}
-	ws := w.Shape()
+	if len(ws) != 2 {
+		return nil, fmt.Errorf("weight must be 2-D (out×in), got shape %v", ws)
+	}
+	if err := freeze(w, b); err != nil {
+		return nil, err
+	}
 	out, in := ws[0], ws[1]
 	// A (r×in): kaiming-uniform like a linear layer's weight, so x·Aᵀ has
 	// a sensible scale. B (out×r): zeros, so ΔW = B·A = 0 at the start.
@@ -110,7 +145,7 @@ func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 		return a.KaimingUniform_(math.Sqrt(5), torch.FanIn, torch.LeakyReLU)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("lora: creating A and B: %w", err)
+		return nil, err
 	}
 	l := &Linear{Weight: w, Bias: b, LoraA: a, LoraB: bm, r: r, in: in, out: out, alpha: alpha}
 	l.Param("weight", &l.Weight)
@@ -120,60 +155,76 @@ func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 	return l, nil
 }
 
+// The accessors below describe the layer's configuration. They never
+// panic: on a nil layer they return zero values (false for Merged), and
+// after module.Close they still return what the layer was built with.
+
 // Rank returns r.
-func (l *Linear) Rank() int64 { return l.r }
-
-// Alpha returns α.
-func (l *Linear) Alpha() float64 { return l.alpha }
-
-// Scaling returns α/r, the factor applied to x·Aᵀ·Bᵀ.
-func (l *Linear) Scaling() float64 { return l.alpha / float64(l.r) }
-
-// InFeatures returns k, the input width.
-func (l *Linear) InFeatures() int64 { return l.in }
-
-// OutFeatures returns d, the output width.
-func (l *Linear) OutFeatures() int64 { return l.out }
-
-// Merged reports whether B·A·α/r is currently folded into W0.
-func (l *Linear) Merged() bool { return l.merged }
-
-// Forward returns F.linear(x, W0, b) + (x·Aᵀ·Bᵀ)·α/r for x of shape
-// (…, in). When merged it is F.linear(x, W0 + B·A·α/r, b), the same value.
-func (l *Linear) Forward(x *torch.Tensor) (*torch.Tensor, error) {
-	s, err := x.Size()
-	if err != nil {
-		return nil, fmt.Errorf("lora: Linear.Forward: %w", err)
+func (l *Linear) Rank() int64 {
+	if l == nil {
+		return 0
 	}
-	if l.LoraA.Closed() {
-		return nil, fmt.Errorf("lora: Linear.Forward: lora_a: use of closed tensor (was the layer closed?)")
-	}
-	if in := l.InFeatures(); len(s) == 0 || s[len(s)-1] != in {
-		return nil, fmt.Errorf("lora: Linear.Forward: input shape %v: expected last dim in_features=%d, got %s", s, in, lastDim(s))
-	}
-	var y *torch.Tensor
-	if l.merged {
-		y, err = torch.Linear(x, l.Weight, l.Bias)
-	} else {
-		y, err = torch.LoraLinear(x, l.Weight, l.Bias, l.LoraA, l.LoraB, l.Scaling())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("lora: Linear.Forward: %w", err)
-	}
-	return y, nil
+	return l.r
 }
 
-func lastDim(s []int64) string {
-	if len(s) == 0 {
-		return "a 0-dim tensor"
+// Alpha returns α.
+func (l *Linear) Alpha() float64 {
+	if l == nil {
+		return 0
 	}
-	return fmt.Sprint(s[len(s)-1])
+	return l.alpha
+}
+
+// Scaling returns α/r, the factor applied to x·Aᵀ·Bᵀ.
+func (l *Linear) Scaling() float64 {
+	if l == nil || l.r == 0 {
+		return 0
+	}
+	return l.alpha / float64(l.r)
+}
+
+// InFeatures returns k, the input width.
+func (l *Linear) InFeatures() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.in
+}
+
+// OutFeatures returns d, the output width.
+func (l *Linear) OutFeatures() int64 {
+	if l == nil {
+		return 0
+	}
+	return l.out
+}
+
+// Merged reports whether B·A·α/r is currently folded into W0.
+func (l *Linear) Merged() bool { return l != nil && l.merged }
+
+// Forward returns F.linear(x, W0, b) + (x·Aᵀ·Bᵀ)·α/r for x of shape
+// (…, in), computed by one fused call (torch.LoraLinear). When merged it is
+// F.linear(x, W0 + B·A·α/r, b), the same value at the cost of a plain
+// linear layer. Errors stick to the result: a wrong input width, a failed
+// or closed x, a closed or nil layer.
+func (l *Linear) Forward(x *torch.Tensor) *torch.Tensor {
+	if l == nil {
+		// No weight: the op fails naming it (or passes x's error on).
+		return torch.Linear(x, nil, nil)
+	}
+	if l.merged {
+		return torch.Linear(x, l.Weight, l.Bias)
+	}
+	return torch.LoraLinear(x, l.Weight, l.Bias, l.LoraA, l.LoraB, l.Scaling())
 }
 
 // Merge folds the update into the frozen weight: W0 ← W0 + B·A·α/r
 // (out×r · r×in = out×in). Forward then costs what a plain linear layer
-// costs. Merging twice is an error.
+// costs. Merging twice is an error; so is merging a nil or closed layer.
 func (l *Linear) Merge() error {
+	if l == nil {
+		return fmt.Errorf("lora: Linear.Merge: %w", errNilLayer)
+	}
 	if l.merged {
 		return fmt.Errorf("lora: Linear.Merge: already merged")
 	}
@@ -184,8 +235,12 @@ func (l *Linear) Merge() error {
 	return nil
 }
 
-// Unmerge takes the update back out: W0 ← W0 − B·A·α/r.
+// Unmerge takes the update back out: W0 ← W0 − B·A·α/r. It is an error
+// unless the layer is merged.
 func (l *Linear) Unmerge() error {
+	if l == nil {
+		return fmt.Errorf("lora: Linear.Unmerge: %w", errNilLayer)
+	}
 	if !l.merged {
 		return fmt.Errorf("lora: Linear.Unmerge: not merged")
 	}
@@ -194,24 +249,4 @@ func (l *Linear) Unmerge() error {
 	}
 	l.merged = false
 	return nil
-}
-
-// addDelta adds scale·(B·A) (transposed if t) into w without autograd.
-func addDelta(w, b, a *torch.Tensor, scale float64, t bool) error {
-	return torch.NoGrad(func() error {
-		delta, err := b.Mm(a)
-		if err != nil {
-			return err
-		}
-		defer delta.Close()
-		if t {
-			dt, err := delta.T()
-			if err != nil {
-				return err
-			}
-			defer dt.Close()
-			delta = dt
-		}
-		return w.AddScaled_(delta, scale)
-	})
 }

@@ -20,17 +20,20 @@ var dtypes = []torch.DType{torch.Float32, torch.Float64}
 // cpuTol is the CPU tolerance of dt: 1e-6 for float32, 1e-12 for float64.
 func cpuTol(dt torch.DType) float64 { return reftest.Tolerance(dt, torch.CPU) }
 
-// tensorOf makes a tensor of dtype dt from float64 values (closed with the
-// test).
+// tensorOf makes a tensor of dtype dt from float64 values, in a scope
+// closed with the test.
 func tensorOf(t testing.TB, dt torch.DType, data []float64, shape ...int64) *torch.Tensor {
 	t.Helper()
-	x64, err := torch.FromSlice(data, shape...)
-	require.NoError(t, err)
+	return own(t, torch.FromSlice(data, shape...)).To(dt).Must()
+}
+
+// unowned is tensorOf for a tensor that a layer takes over (WithWeights):
+// it belongs to no scope.
+func unowned(t testing.TB, dt torch.DType, data []float64, shape ...int64) *torch.Tensor {
+	t.Helper()
+	x64 := torch.FromSlice(data, shape...)
 	defer x64.Close()
-	x, err := x64.To(dt)
-	require.NoError(t, err)
-	t.Cleanup(func() { x.Close() })
-	return x
+	return x64.To(dt).Must()
 }
 
 // matmul returns the rows×cols product of a (rows×inner) and b
@@ -69,14 +72,6 @@ func addScaled(a, b []float64, s float64) []float64 {
 	return out
 }
 
-func forward(t testing.TB, l module.Layer, x *torch.Tensor) []float64 {
-	t.Helper()
-	y, err := l.Forward(x)
-	require.NoError(t, err)
-	defer y.Close()
-	return reftest.Float64s(t, y)
-}
-
 func TestLinearMergeHandDerived(t *testing.T) {
 	for _, dt := range dtypes {
 		t.Run(dt.String(), func(t *testing.T) {
@@ -105,12 +100,12 @@ func TestLinearMergeHandDerived(t *testing.T) {
 			require.Equal(t, handMerged, merged, "slice arithmetic")
 
 			l, err := lora.NewLinear(3, 2, true, 2, lora.WithAlpha(3),
-				lora.WithWeights(tensorOf(t, dt, w0, 2, 3), tensorOf(t, dt, bias, 2)))
+				lora.WithWeights(unowned(t, dt, w0, 2, 3), unowned(t, dt, bias, 2)))
 			require.NoError(t, err)
 			require.Equal(t, scaling, l.Scaling())
 			require.Equal(t, dt, l.LoraA.DType(), "lora_a takes the dtype of the given weight")
-			require.NoError(t, l.LoraA.Copy_(tensorOf(t, dt, a, 2, 3)))
-			require.NoError(t, l.LoraB.Copy_(tensorOf(t, dt, b, 2, 2)))
+			require.NoError(t, l.LoraA.Copy_(tensorOf(t, dt, a, 2, 3)).Err())
+			require.NoError(t, l.LoraB.Copy_(tensorOf(t, dt, b, 2, 2)).Err())
 
 			x := []float64{
 				1, -1, 2,
@@ -189,16 +184,14 @@ func TestEmbeddingMergeHandDerived(t *testing.T) {
 			merged := addScaled(w0, transpose(matmul(b, a, 3, 2, 4), 3, 4), scaling)
 			require.Equal(t, handMerged, merged, "slice arithmetic")
 
-			e, err := lora.NewEmbedding(4, 3, 2, lora.WithAlpha(1), lora.WithWeights(tensorOf(t, dt, w0, 4, 3), nil))
+			e, err := lora.NewEmbedding(4, 3, 2, lora.WithAlpha(1), lora.WithWeights(unowned(t, dt, w0, 4, 3), nil))
 			require.NoError(t, err)
 			require.Equal(t, scaling, e.Scaling())
-			require.NoError(t, e.LoraA.Copy_(tensorOf(t, dt, a, 2, 4)))
-			require.NoError(t, e.LoraB.Copy_(tensorOf(t, dt, b, 3, 2)))
+			require.NoError(t, e.LoraA.Copy_(tensorOf(t, dt, a, 2, 4)).Err())
+			require.NoError(t, e.LoraB.Copy_(tensorOf(t, dt, b, 3, 2)).Err())
 
 			idx := []int64{3, 0, 3, 1, 2, 2}
-			x, err := torch.FromSlice(idx, 2, 3)
-			require.NoError(t, err)
-			defer x.Close()
+			x := own(t, torch.FromSlice(idx, 2, 3))
 			var wantY []float64
 			for _, i := range idx {
 				wantY = append(wantY, merged[i*3:i*3+3]...)
@@ -240,9 +233,9 @@ func TestMergeSeeded(t *testing.T) {
 			l, err := lora.NewLinear(in, out, true, r, lora.WithAlpha(8), lora.WithDType(dt))
 			require.NoError(t, err)
 			defer module.Close(l)
-			bInit := keep(t)(torch.Randn([]int64{out, r}, torch.WithDType(dt)))
-			require.NoError(t, l.LoraB.Copy_(bInit))
-			x := keep(t)(torch.Randn([]int64{2, 5, in}, torch.WithDType(dt)))
+			s := newScope(t)
+			require.NoError(t, l.LoraB.Copy_(torch.Randn([]int64{out, r}, torch.WithDType(dt), torch.In(s))).Err())
+			x := torch.Randn([]int64{2, 5, in}, torch.WithDType(dt), torch.In(s))
 
 			w0 := reftest.Float64s(t, l.Weight)
 			want := addScaled(w0, matmul(reftest.Float64s(t, l.LoraB), reftest.Float64s(t, l.LoraA), out, r, in), l.Scaling())
@@ -262,9 +255,9 @@ func TestMergeSeeded(t *testing.T) {
 			e, err := lora.NewEmbedding(num, dim, r, lora.WithAlpha(2.5), lora.WithDType(dt))
 			require.NoError(t, err)
 			defer module.Close(e)
-			bInit := keep(t)(torch.Randn([]int64{dim, r}, torch.WithDType(dt)))
-			require.NoError(t, e.LoraB.Copy_(bInit))
-			x := keep(t)(torch.FromSlice([]int32{0, 29, 5, 5, 17, 0, 29, 3}, 2, 4))
+			s := newScope(t)
+			require.NoError(t, e.LoraB.Copy_(torch.Randn([]int64{dim, r}, torch.WithDType(dt), torch.In(s))).Err())
+			x := s.Own(torch.FromSlice([]int32{0, 29, 5, 5, 17, 0, 29, 3}, 2, 4))
 
 			w0 := reftest.Float64s(t, e.Weight)
 			delta := transpose(matmul(reftest.Float64s(t, e.LoraB), reftest.Float64s(t, e.LoraA), dim, r, num), dim, num)

@@ -25,8 +25,10 @@ func WithAlpha(alpha float64) Option {
 }
 
 // WithWeights gives the pre-trained (frozen) weight and bias instead of
-// initialising them. The layer takes ownership of both. For NewEmbedding
-// the bias must be nil. lora_a then takes the dtype and device of weight.
+// initialising them. The layer takes ownership of both once NewLinear or
+// NewEmbedding succeeds; on error they stay the caller's. For NewEmbedding
+// the bias must be nil. lora_a and lora_b take the dtype and device of
+// weight.
 func WithWeights(weight, bias *torch.Tensor) Option {
 	return func(c *config) { c.weight, c.bias, c.given = weight, bias, true }
 }
@@ -38,9 +40,20 @@ func WithDType(d torch.DType) Option {
 }
 
 // WithDevice makes the layer's tensors on device d (default CPU) when no
-// weights are given.
+// weights are given. Seeded draws equal PyTorch's on the CPU; to reproduce
+// them on a GPU, create the layer on the CPU and move it with module.To.
 func WithDevice(d torch.Device) Option {
 	return func(c *config) { c.opts = append(c.opts, torch.WithDevice(d)) }
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	return c
 }
 
 // resolveAlpha validates r and α and returns α (r when unset).
@@ -57,28 +70,46 @@ func (c *config) resolveAlpha(op string, r int64) (float64, error) {
 	return c.alpha, nil
 }
 
-func newConfig(opts []Option) *config {
-	c := &config{}
-	for _, o := range opts {
-		o(c)
+// shapeOf returns the shape of a given weight, or an error naming it (a
+// nil, failed or closed tensor).
+func shapeOf(op, what string, t *torch.Tensor) ([]int64, error) {
+	if t == nil {
+		return nil, fmt.Errorf("lora: %s: WithWeights: %s is nil", op, what)
 	}
-	return c
+	s, err := t.Size()
+	if err != nil {
+		return nil, fmt.Errorf("lora: %s: WithWeights: %s: %w", op, what, err)
+	}
+	return s, nil
 }
 
-// likeOpts returns creation options matching t's dtype and device.
-func likeOpts(t *torch.Tensor) []torch.Option {
-	return []torch.Option{torch.WithDType(t.DType()), torch.WithDevice(t.Device())}
+// freeze turns gradient tracking off for the non-nil tensors given: the
+// pre-trained weights of an adapted layer.
+func freeze(ts ...*torch.Tensor) error {
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		if err := t.SetRequiresGrad(false); err != nil {
+			return fmt.Errorf("freezing the pre-trained weights: %w", err)
+		}
+	}
+	return nil
 }
 
-// adapterPair creates A (rows×cols) initialised by initA and B (out×r) of
-// zeros, both trainable, with the dtype and device of like.
+// adapterPair creates A (aShape), initialised in place by initA, and B
+// (bShape) of zeros, both trainable, with the dtype and device of like.
+// initA is the only random draw. On error nothing is left allocated.
 func adapterPair(aShape, bShape []int64, like *torch.Tensor, initA func(*torch.Tensor) error) (a, b *torch.Tensor, err error) {
-	opts := likeOpts(like)
-	if a, err = torch.Empty(aShape, opts...); err != nil {
-		return nil, nil, err
+	opts := []torch.Option{torch.WithDType(like.DType()), torch.WithDevice(like.Device())}
+	a = torch.Empty(aShape, opts...)
+	err = a.Err()
+	if err == nil {
+		err = initA(a)
 	}
-	if err = initA(a); err == nil {
-		b, err = torch.Zeros(bShape, opts...)
+	if err == nil {
+		b = torch.Zeros(bShape, opts...)
+		err = b.Err()
 	}
 	if err == nil {
 		err = a.SetRequiresGrad(true)
@@ -88,7 +119,24 @@ func adapterPair(aShape, bShape []int64, like *torch.Tensor, initA func(*torch.T
 	}
 	if err != nil {
 		torch.CloseAll(a, b)
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("creating lora_a and lora_b: %w", err)
 	}
 	return a, b, nil
+}
+
+// addDelta adds scale·(B·A) into w in place, without autograd recording;
+// with transpose it adds scale·(B·A)ᵀ. B·A is freed before it returns.
+func addDelta(w, b, a *torch.Tensor, scale float64, transpose bool) error {
+	return torch.NoGrad(func() error {
+		s := torch.NewScope()
+		defer s.Close()
+		delta := s.Own(b.Mm(a))
+		if transpose {
+			delta = delta.T()
+		}
+		if err := w.AddScaled_(delta, scale); err != nil {
+			return err
+		}
+		return s.Err()
+	})
 }

@@ -11,7 +11,10 @@ package lora_test
 //   - with the file's non-zero lora_b: the output and the gradients of
 //     lora_a, lora_b (and x for Linear) after backward of (y * g).sum();
 //   - frozen weight and bias get no gradient; parameter names, trainable
-//     flags and Scaling match the spec.
+//     flags and Scaling match the spec;
+//   - the PyTorch layer's own state_dict() (weight, bias, lora_a, lora_b)
+//     loads with module.LoadStateDict into a layer seeded otherwise, which
+//     then computes PyTorch's output.
 
 import (
 	"path/filepath"
@@ -48,48 +51,16 @@ func requireClose(t testing.TB, key string, got, want *torch.Tensor, tol float64
 func requireNoGrad(t testing.TB, p *torch.Tensor, what string) {
 	t.Helper()
 	require.False(t, p.RequiresGrad(), "%s must be frozen", what)
-	g, err := p.Grad()
-	require.NoError(t, err)
-	require.Nil(t, g, "%s must have no gradient", what)
+	require.Nil(t, p.Grad(), "%s must have no gradient", what)
 }
 
-// grad returns p's gradient, failing when it has none; it is closed with
-// the test.
-func grad(t testing.TB, p *torch.Tensor, what string) *torch.Tensor {
-	t.Helper()
-	g, err := p.Grad()
-	require.NoError(t, err)
-	require.NotNil(t, g, "%s has no gradient", what)
-	t.Cleanup(func() { g.Close() })
-	return g
-}
-
-// to returns a new handle of x on dev (a fresh copy on the CPU, so that
-// setting requires_grad never touches the reference); closed with the test.
-func to(t testing.TB, x *torch.Tensor, dev torch.Device) *torch.Tensor {
-	t.Helper()
-	var y *torch.Tensor
-	var err error
+// onDevice returns a copy of x on dev in scope s (a fresh copy on the CPU
+// too, so that setting requires_grad never touches the reference).
+func onDevice(s *torch.Scope, x *torch.Tensor, dev torch.Device) *torch.Tensor {
 	if dev.IsCUDA() {
-		y, err = x.To(dev)
-	} else {
-		y, err = x.Clone()
+		return s.Own(x.To(dev))
 	}
-	require.NoError(t, err)
-	t.Cleanup(func() { y.Close() })
-	return y
-}
-
-// weightedSum returns (y * g).sum(), the loss of the references.
-func weightedSum(t testing.TB, y, g *torch.Tensor) *torch.Tensor {
-	t.Helper()
-	yg, err := y.Mul(g)
-	require.NoError(t, err)
-	defer yg.Close()
-	loss, err := yg.Sum()
-	require.NoError(t, err)
-	t.Cleanup(func() { loss.Close() })
-	return loss
+	return s.Own(x.Clone())
 }
 
 // ---------------------------------------------------------------------------
@@ -236,12 +207,7 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 	gotNames, gotTrain := names(module.NamedParameters(l))
 	require.Equal(t, wantNames, gotNames)
 	require.Equal(t, wantTrain, gotTrain)
-	require.False(t, l.Weight.RequiresGrad())
-	if c.Bias {
-		require.False(t, l.Bias.RequiresGrad())
-	}
-	require.True(t, l.LoraA.RequiresGrad())
-	require.True(t, l.LoraB.RequiresGrad())
+	require.Equal(t, wantNames, stateKeys(t, refs, c), "the PyTorch class's state_dict keys")
 	total, trainable := module.Count(l)
 	wantTrainable := c.R*c.In + c.Out*c.R
 	wantTotal := c.Out*c.In + wantTrainable
@@ -253,18 +219,16 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 
 	// At initialisation (lora_b = 0) the output is the base layer's,
 	// exactly: here and in Python.
+	s := newScope(t)
 	x := refs.get(t, c, "x")
 	require.Equal(t, c.XShape, x.Shape())
-	y0, err := l.Forward(x)
-	require.NoError(t, err)
-	defer y0.Close()
-	base, err := torch.Linear(x, l.Weight, l.Bias)
-	require.NoError(t, err)
-	defer base.Close()
-	reftest.RequireExact(t, "output at init vs torch.Linear(x, W, b)", y0, base)
+	y0 := s.Own(l.Forward(x))
+	base := s.Own(x.Linear(l.Weight, l.Bias))
+	require.NoError(t, s.Err())
+	reftest.RequireExact(t, "output at init vs x.Linear(W, b)", y0, base)
 	// Against PyTorch the usual tolerance applies: libtorch 2.x may pick a
 	// different BLAS blocking (thread count) than the generator did.
-	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
+	requireClose(t, "init-"+dt.String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(dt, torch.CPU), "output at init vs PyTorch")
 
 	// Train-time pass with a non-zero lora_b, on the test device.
 	if dev.IsCUDA() {
@@ -273,25 +237,83 @@ func linearCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 		require.True(t, l.LoraA.RequiresGrad())
 		require.False(t, l.Weight.RequiresGrad())
 	}
-	require.NoError(t, l.LoraB.Copy_(refs.get(t, c, "lora_b")))
+	require.NoError(t, l.LoraB.Copy_(refs.get(t, c, "lora_b")).Err())
 	require.True(t, l.LoraB.RequiresGrad())
-	xd := to(t, x, dev)
+	xd := onDevice(s, x, dev)
 	require.NoError(t, xd.SetRequiresGrad(true))
-	y, err := l.Forward(xd)
-	require.NoError(t, err)
-	defer y.Close()
+	y := l.Forward(xd)
+	loss := y.Mul(onDevice(s, refs.get(t, c, "g"), dev)).Sum() // (y * g).sum()
+	require.NoError(t, loss.Backward())
 	require.Equal(t, dev, y.Device())
 	require.Equal(t, dt, y.DType())
-	loss := weightedSum(t, y, to(t, refs.get(t, c, "g"), dev))
-	require.NoError(t, loss.Backward())
 
 	requireClose(t, key, y, refs.get(t, c, "y"), tol, "output")
-	requireClose(t, key, grad(t, l.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
-	requireClose(t, key, grad(t, l.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
-	requireClose(t, key, grad(t, xd, "x"), refs.get(t, c, "grad.x"), tol, "grad x")
+	requireClose(t, key, gradOf(t, s, l.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
+	requireClose(t, key, gradOf(t, s, l.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
+	requireClose(t, key, gradOf(t, s, xd, "x"), refs.get(t, c, "grad.x"), tol, "grad x")
 	requireNoGrad(t, l.Weight, "weight")
 	if c.Bias {
 		requireNoGrad(t, l.Bias, "bias")
+	}
+}
+
+// stateKeys returns the keys of the PyTorch layer's state_dict that the
+// reference file holds, in the spec class's registration order (weight,
+// bias, lora_a, lora_b).
+func stateKeys(t testing.TB, refs *refFile, c refCase) []string {
+	t.Helper()
+	var keys []string
+	for _, k := range []string{"weight", "bias", "lora_a", "lora_b"} {
+		if refs.has(c, "state_dict."+k) {
+			keys = append(keys, k)
+		}
+	}
+	require.NotEmpty(t, keys, "%s: no state_dict in the reference file", c.Name)
+	return keys
+}
+
+// stateDict returns the PyTorch layer's state_dict (weight, bias, lora_a,
+// lora_b as PyTorch names them) from the reference file.
+func stateDict(t testing.TB, refs *refFile, c refCase) map[string]*torch.Tensor {
+	t.Helper()
+	sd := map[string]*torch.Tensor{}
+	for _, k := range stateKeys(t, refs, c) {
+		sd[k] = refs.get(t, c, "state_dict."+k)
+	}
+	return sd
+}
+
+// The state dict of the spec's PyTorch class loads into a lora.Linear
+// seeded otherwise, strictly (no key missing or left over), and the layer
+// then computes PyTorch's output; trainability is untouched by loading.
+func TestLinearLoadPyTorchStateDict(t *testing.T) {
+	refs := loadRefs(t, "linear.safetensors")
+	for _, c := range refs.cases {
+		t.Run(c.Name, func(t *testing.T) {
+			require.NoError(t, torch.ManualSeed(c.Seed+1))
+			l, err := lora.NewLinear(c.In, c.Out, c.Bias, c.R, c.options(t)...)
+			require.NoError(t, err)
+			t.Cleanup(func() { module.Close(l) })
+			a := l.LoraA
+
+			require.NoError(t, module.LoadStateDict(l, stateDict(t, refs, c)))
+			require.Same(t, a, l.LoraA, "loading keeps the parameter tensors (optimizers hold them)")
+			reftest.RequireBitwise(t, "weight", l.Weight, refs.get(t, c, "weight"))
+			if c.Bias {
+				reftest.RequireBitwise(t, "bias", l.Bias, refs.get(t, c, "bias"))
+				require.False(t, l.Bias.RequiresGrad())
+			}
+			reftest.RequireBitwise(t, "lora_a", l.LoraA, refs.get(t, c, "lora_a"))
+			reftest.RequireBitwise(t, "lora_b", l.LoraB, refs.get(t, c, "lora_b"))
+			require.False(t, l.Weight.RequiresGrad())
+			require.True(t, l.LoraA.RequiresGrad())
+			require.True(t, l.LoraB.RequiresGrad())
+
+			s := newScope(t)
+			y := s.Own(l.Forward(refs.get(t, c, "x")))
+			require.NoError(t, y.Err())
+			requireClose(t, "load-"+c.DType, y, refs.get(t, c, "y"), reftest.Tolerance(c.dtype(), torch.CPU), "output after LoadStateDict")
+		})
 	}
 }
 
@@ -332,45 +354,68 @@ func embeddingCase(t *testing.T, refs *refFile, c refCase, dev torch.Device) {
 
 	gotNames, gotTrain := names(module.NamedParameters(e))
 	require.Equal(t, []string{"weight", "lora_a", "lora_b"}, gotNames)
+	require.Equal(t, gotNames, stateKeys(t, refs, c), "the PyTorch class's state_dict keys")
 	require.Equal(t, []bool{false, true, true}, gotTrain)
 	total, trainable := module.Count(e)
 	require.Equal(t, c.Num*c.Dim+c.R*c.Num+c.Dim*c.R, total)
 	require.Equal(t, c.R*c.Num+c.Dim*c.R, trainable)
 
+	s := newScope(t)
 	x := refs.get(t, c, "x")
 	require.Equal(t, c.XShape, x.Shape())
 	require.Equal(t, c.IndexDType, x.DType().String())
-	y0, err := e.Forward(x)
-	require.NoError(t, err)
-	defer y0.Close()
-	base, err := torch.Embedding(x, e.Weight)
-	require.NoError(t, err)
-	defer base.Close()
+	y0 := s.Own(e.Forward(x))
+	base := s.Own(torch.Embedding(x, e.Weight))
+	require.NoError(t, s.Err())
 	reftest.RequireExact(t, "output at init vs torch.Embedding(x, W)", y0, base)
 	// Against PyTorch the usual tolerance applies: libtorch 2.x may pick a
 	// different BLAS blocking (thread count) than the generator did.
-	requireClose(t, "init-"+c.dtype().String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(c.dtype(), torch.CPU), "output at init vs PyTorch")
+	requireClose(t, "init-"+dt.String(), y0, refs.get(t, c, "y_init"), reftest.Tolerance(dt, torch.CPU), "output at init vs PyTorch")
 
 	if dev.IsCUDA() {
 		require.NoError(t, module.To(e, dev))
 		require.Equal(t, dev, e.LoraA.Device())
 	}
-	require.NoError(t, e.LoraB.Copy_(refs.get(t, c, "lora_b")))
-	y, err := e.Forward(to(t, x, dev))
-	require.NoError(t, err)
-	defer y.Close()
-	require.Equal(t, append(append([]int64{}, c.XShape...), c.Dim), y.Shape())
-	loss := weightedSum(t, y, to(t, refs.get(t, c, "g"), dev))
+	require.NoError(t, e.LoraB.Copy_(refs.get(t, c, "lora_b")).Err())
+	y := e.Forward(onDevice(s, x, dev))
+	loss := y.Mul(onDevice(s, refs.get(t, c, "g"), dev)).Sum()
 	require.NoError(t, loss.Backward())
+	require.Equal(t, append(append([]int64{}, c.XShape...), c.Dim), y.Shape())
 
 	requireClose(t, key, y, refs.get(t, c, "y"), tol, "output")
-	requireClose(t, key, grad(t, e.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
-	requireClose(t, key, grad(t, e.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
+	requireClose(t, key, gradOf(t, s, e.LoraA, "lora_a"), refs.get(t, c, "grad.lora_a"), tol, "grad lora_a")
+	requireClose(t, key, gradOf(t, s, e.LoraB, "lora_b"), refs.get(t, c, "grad.lora_b"), tol, "grad lora_b")
 	requireNoGrad(t, e.Weight, "weight")
 }
 
+// The state dict of the spec's PyTorch Embedding loads into a
+// lora.Embedding seeded otherwise and reproduces PyTorch's output.
+func TestEmbeddingLoadPyTorchStateDict(t *testing.T) {
+	refs := loadRefs(t, "embedding.safetensors")
+	for _, c := range refs.cases {
+		t.Run(c.Name, func(t *testing.T) {
+			require.NoError(t, torch.ManualSeed(c.Seed+1))
+			e, err := lora.NewEmbedding(c.Num, c.Dim, c.R, c.options(t)...)
+			require.NoError(t, err)
+			t.Cleanup(func() { module.Close(e) })
+
+			require.NoError(t, module.LoadStateDict(e, stateDict(t, refs, c)))
+			reftest.RequireBitwise(t, "weight", e.Weight, refs.get(t, c, "weight"))
+			reftest.RequireBitwise(t, "lora_a", e.LoraA, refs.get(t, c, "lora_a"))
+			reftest.RequireBitwise(t, "lora_b", e.LoraB, refs.get(t, c, "lora_b"))
+			_, gotTrain := names(module.NamedParameters(e))
+			require.Equal(t, []bool{false, true, true}, gotTrain)
+
+			s := newScope(t)
+			y := s.Own(e.Forward(refs.get(t, c, "x")))
+			require.NoError(t, y.Err())
+			requireClose(t, "load-"+c.DType, y, refs.get(t, c, "y"), reftest.Tolerance(c.dtype(), torch.CPU), "output after LoadStateDict")
+		})
+	}
+}
+
 // ---------------------------------------------------------------------------
-// Handles: a training loop that closes what it creates leaks nothing.
+// Memory: a training loop with one scope per step leaks nothing.
 
 func TestForwardBackwardNoLeak(t *testing.T) {
 	require.NoError(t, torch.ManualSeed(3))
@@ -380,30 +425,20 @@ func TestForwardBackwardNoLeak(t *testing.T) {
 	e, err := lora.NewEmbedding(10, 4, 2)
 	require.NoError(t, err)
 	defer module.Close(e)
-	x, err := torch.Randn([]int64{5, 8})
-	require.NoError(t, err)
-	defer x.Close()
-	idx, err := torch.FromSlice([]int64{1, 2, 2, 9})
-	require.NoError(t, err)
-	defer idx.Close()
+	params := append(module.Parameters(l, true), module.Parameters(e, true)...)
 
 	step := func() {
-		for _, run := range []func() (*torch.Tensor, error){
-			func() (*torch.Tensor, error) { return l.Forward(x) },
-			func() (*torch.Tensor, error) { return e.Forward(idx) },
-		} {
-			y, err := run()
-			require.NoError(t, err)
-			s, err := y.Sum()
-			require.NoError(t, err)
-			require.NoError(t, s.Backward())
-			torch.CloseAll(y, s)
-		}
-		require.NoError(t, module.ZeroGrad(l))
-		require.NoError(t, module.ZeroGrad(e))
+		s := torch.NewScope()
+		defer s.Close()
+		x := torch.Randn([]int64{5, 8}, torch.In(s))
+		idx := s.Own(torch.FromSlice([]int64{1, 2, 2, 9}))
+		loss := l.Forward(x).Sum().Add(e.Forward(idx).Sum())
+		require.NoError(t, loss.Backward())
+		clearGrads(t, params)
+		require.NoError(t, s.Err())
 	}
 	step() // warm up
-	before := torch.LiveTensors()
+	before := reftest.SettledLiveTensors()
 	for range 20 {
 		step()
 	}

@@ -18,7 +18,7 @@ type Error struct {
 	Op    string // the golora operation, e.g. "MatMul"
 	Arg   string // the argument at fault, e.g. "mask", when known
 	Msg   string // the message, without C++ backtrace or source location
-	Where string // file:line of the first caller outside package torch
+	Where string // file:line of the innermost caller outside golora's library packages
 }
 
 // Error returns "torch: <Op>: <Arg>: <message> (at file.go:12)".
@@ -64,8 +64,8 @@ func argErrorf(op, arg, format string, args ...any) error {
 	return newError(op, arg, fmt.Sprintf(format, args...))
 }
 
-// caller returns file:line of the innermost frame outside this package's
-// non-test files: the line of user code that called the failing op.
+// caller returns file:line of the innermost frame outside golora's library
+// (non-test files): the line of user code that called the failing op.
 func caller() string {
 	var pcs [32]uintptr
 	n := runtime.Callers(3, pcs[:])
@@ -85,7 +85,15 @@ func inThisPackage(f runtime.Frame) bool {
 	if strings.HasPrefix(f.Function, "sync.") || strings.HasPrefix(f.Function, "runtime.") {
 		return true // an op resolved inside sync.Once, a deferred call
 	}
-	return strings.HasPrefix(f.Function, "github.com/golora/golora/torch.") && !strings.HasSuffix(f.File, "_test.go")
+	// Where names the caller's line, so frames of golora's library
+	// packages (torch, module, lora, ...) are skipped; its programs
+	// (examples/, cmd/) and tests are callers like any other.
+	const lib = "github.com/golora/golora/"
+	if !strings.HasPrefix(f.Function, lib) || strings.HasSuffix(f.File, "_test.go") {
+		return false
+	}
+	rest := f.Function[len(lib):]
+	return !strings.HasPrefix(rest, "examples/") && !strings.HasPrefix(rest, "cmd/")
 }
 
 // AsError returns err as an *Error when it is one.

@@ -50,6 +50,11 @@ and, per case, the tensors
   <case>.y              the output with lora_b set
   <case>.grad.lora_a, <case>.grad.lora_b, <case>.grad.x (Linear only)
                         the gradients after loss.backward()
+  <case>.state_dict.<key>
+                        the layer's own state_dict() with lora_b set (keys
+                        weight, bias, lora_a, lora_b as PyTorch names
+                        them); lora/parity_test.go loads it with
+                        LoadStateDict into a layer seeded otherwise
 
 The output is deterministic: x, lora_b and g come from a private seeded
 generator, the parameters from torch.manual_seed(seed). The safetensors
@@ -161,6 +166,12 @@ def randn(shape, dt):
     return D.randn(shape, dt)
 
 
+def state_dict(case, layer):
+    """The layer's state_dict() as (name, tensor) pairs under
+    "<case>.state_dict.", copied."""
+    return [(f"{case}.state_dict.{k}", v.detach().clone()) for k, v in layer.state_dict().items()]
+
+
 def alpha_meta(alpha):
     return "default" if alpha is None else alpha
 
@@ -223,6 +234,7 @@ def linear_case(dname, spec):
 
     with torch.no_grad():
         layer.lora_b.copy_(lora_b)
+    state = state_dict(case, layer)
     xg = x.clone().requires_grad_(True)
     y = layer(xg)
     (y * g).sum().backward()
@@ -237,7 +249,7 @@ def linear_case(dname, spec):
         (f"{case}.grad.lora_a", layer.lora_a.grad),
         (f"{case}.grad.lora_b", layer.lora_b.grad),
         (f"{case}.grad.x", xg.grad),
-    ]
+    ] + state
     meta = {
         "name": case, "seed": seed, "r": r, "alpha": alpha_meta(alpha),
         "scaling": layer.scaling, "in": fin, "out": fout, "bias": bias,
@@ -281,6 +293,7 @@ def embedding_case(dname, spec):
 
     with torch.no_grad():
         layer.lora_b.copy_(lora_b)
+    state = state_dict(case, layer)
     y = layer(x)
     (y * g).sum().backward()
     assert layer.weight.grad is None
@@ -293,7 +306,7 @@ def embedding_case(dname, spec):
         (f"{case}.y", y.detach()),
         (f"{case}.grad.lora_a", layer.lora_a.grad),
         (f"{case}.grad.lora_b", layer.lora_b.grad),
-    ]
+    ] + state
     meta = {
         "name": case, "seed": seed, "r": r, "alpha": alpha_meta(alpha),
         "scaling": layer.scaling, "num": num, "dim": dim, "dtype": dname,
