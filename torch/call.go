@@ -44,6 +44,12 @@ func (c *call) in(arg string, t *Tensor) C.cg_tensor {
 		c.err = t.err // sticky: pass the first error on unchanged
 		return nil
 	}
+	if c.holds(t) {
+		// Already read-locked by this op (x.Mul(x)): sync.RWMutex forbids
+		// taking the read lock twice, which deadlocks when Close queues
+		// for the write lock in between. The handle is valid while held.
+		return t.h
+	}
 	t.mu.RLock()
 	if t.h == nil {
 		t.mu.RUnlock()
@@ -60,6 +66,21 @@ func (c *call) in(arg string, t *Tensor) C.cg_tensor {
 		c.scope = t.scope
 	}
 	return t.h
+}
+
+// holds reports whether the op has read-locked t already.
+func (c *call) holds(t *Tensor) bool {
+	for _, l := range c.locked[:c.n] {
+		if l == t {
+			return true
+		}
+	}
+	for _, l := range c.more {
+		if l == t {
+			return true
+		}
+	}
+	return false
 }
 
 // opt is in for an optional operand: nil gives a NULL handle.

@@ -30,6 +30,40 @@ func tolerance(dt torch.DType, dev torch.Device, op string) float64 {
 	return reftest.Tolerance(dt, dev)
 }
 
+// testScope returns a scope that is closed when the test ends: tensors
+// made in it (torch.In(s), s.Own) and every result computed from them are
+// freed then.
+func testScope(t testing.TB) *torch.Scope {
+	s := torch.NewScope()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ok fails the test if x is a failed tensor (or nil) and returns x: the
+// check at the end of a chain.
+func ok(t testing.TB, x *torch.Tensor) *torch.Tensor {
+	t.Helper()
+	require.NotNil(t, x)
+	require.NoError(t, x.Err())
+	return x
+}
+
+// vals reads x's elements, failing the test on error.
+func vals[T torch.Element](t testing.TB, x *torch.Tensor) []T {
+	t.Helper()
+	v, err := torch.ToSlice[T](x)
+	require.NoError(t, err)
+	return v
+}
+
+// item reads a one-element tensor, failing the test on error.
+func item(t testing.TB, x *torch.Tensor) float64 {
+	t.Helper()
+	v, err := x.Item()
+	require.NoError(t, err)
+	return v
+}
+
 // exactSlice reads a tensor of any supported dtype into a comparable form:
 // integers and bools as int64, floats by bit pattern.
 func exactSlice(t testing.TB, x *torch.Tensor) []int64 {
@@ -43,20 +77,15 @@ func exactSlice(t testing.TB, x *torch.Tensor) []int64 {
 	}
 	switch x.DType() {
 	case torch.Int64:
-		v, err := torch.ToSlice[int64](x)
-		require.NoError(t, err)
-		return v
+		return vals[int64](t, x)
 	case torch.Int32:
-		v, err := torch.ToSlice[int32](x)
-		require.NoError(t, err)
+		v := vals[int32](t, x)
 		return conv(len(v), func(i int) int64 { return int64(v[i]) })
 	case torch.Uint8:
-		v, err := torch.ToSlice[uint8](x)
-		require.NoError(t, err)
+		v := vals[uint8](t, x)
 		return conv(len(v), func(i int) int64 { return int64(v[i]) })
 	case torch.Bool:
-		v, err := torch.ToSlice[bool](x)
-		require.NoError(t, err)
+		v := vals[bool](t, x)
 		return conv(len(v), func(i int) int64 {
 			if v[i] {
 				return 1
@@ -68,8 +97,7 @@ func exactSlice(t testing.TB, x *torch.Tensor) []int64 {
 		return conv(len(b), func(i int) int64 { return int64(b[i]) })
 	case torch.Float16, torch.BFloat16:
 		// Widening to float32 is exact, so float32 bits identify the value.
-		w, err := x.To(torch.Float32)
-		require.NoError(t, err)
+		w := ok(t, x.To(torch.Float32))
 		defer w.Close()
 		b := reftest.Bits(t, w)
 		return conv(len(b), func(i int) int64 { return int64(b[i]) })
@@ -79,11 +107,12 @@ func exactSlice(t testing.TB, x *torch.Tensor) []int64 {
 }
 
 // compare checks got against want: same dtype and shape, then bitwise for
-// exact cases and non-float dtypes, else within tol (reftest.RelErr). It returns the
-// relative error (0 for exact comparisons). label names the case and the
-// tensor in failure messages.
+// exact cases and non-float dtypes, else within tol (reftest.RelErr). It
+// returns the relative error (0 for exact comparisons). label names the
+// case and the tensor in failure messages.
 func compare(t testing.TB, label string, got, want *torch.Tensor, exact bool, tol float64) float64 {
 	t.Helper()
+	require.NoErrorf(t, got.Err(), "%s", label)
 	require.Equalf(t, want.DType(), got.DType(), "%s: dtype", label)
 	require.Equalf(t, want.Shape(), got.Shape(), "%s: shape", label)
 	if exact || !want.DType().IsFloat() {
@@ -115,25 +144,4 @@ func compare(t testing.TB, label string, got, want *torch.Tensor, exact bool, to
 		t.Errorf("%s: relative error %.3g exceeds %.0e", label, e, tol)
 	}
 	return e
-}
-
-// closeLater closes the tensors when the test ends.
-func closeLater(t testing.TB, ts ...*torch.Tensor) {
-	t.Cleanup(func() { torch.CloseAll(ts...) })
-}
-
-// result carries a call's two results so that try(x.Op()).must(t) can fail
-// the test on the error in one expression.
-type result[T any] struct {
-	v   T
-	err error
-}
-
-func try[T any](v T, err error) result[T] { return result[T]{v, err} }
-
-// must fails the test if the call failed and returns its value.
-func (r result[T]) must(t testing.TB) T {
-	t.Helper()
-	require.NoError(t, r.err)
-	return r.v
 }

@@ -1,7 +1,11 @@
 package torch_test
 
 import (
+	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -133,71 +137,61 @@ func (p refParams) nonlinearity() torch.Nonlinearity {
 	panic("unknown nonlinearity " + p.s("nonlinearity"))
 }
 
-// refOp runs one op of the Go API on the inputs (already on dev) and returns
-// its outputs. It closes any intermediate tensors it makes.
-type refOp func(dev torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error)
-
-func one(t *torch.Tensor, err error) ([]*torch.Tensor, error) {
-	if err != nil {
-		return nil, err
-	}
-	return []*torch.Tensor{t}, nil
+// refEnv is what a refOp needs besides its inputs: the test (for the calls
+// that return an error, such as ManualSeed and the initialisers), the
+// case's scope (creation functions make their tensors in it; ops on the
+// inputs put their results there by themselves) and the device.
+type refEnv struct {
+	t   testing.TB
+	s   *torch.Scope
+	dev torch.Device
 }
 
-func unaryOp(f func(*torch.Tensor) (*torch.Tensor, error)) refOp {
-	return func(_ torch.Device, in []*torch.Tensor, _ refParams) ([]*torch.Tensor, error) { return one(f(in[0])) }
+// refOp runs one op of the Go API on the inputs (already on the device, in
+// env.s) and returns its outputs. A failure comes back as failed tensors.
+type refOp func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor
+
+func one(t *torch.Tensor) []*torch.Tensor { return []*torch.Tensor{t} }
+
+func unaryOp(f func(*torch.Tensor) *torch.Tensor) refOp {
+	return func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor { return one(f(in[0])) }
 }
 
-func binaryOp(f func(a, b *torch.Tensor) (*torch.Tensor, error)) refOp {
-	return func(_ torch.Device, in []*torch.Tensor, _ refParams) ([]*torch.Tensor, error) {
-		return one(f(in[0], in[1]))
-	}
+func binaryOp(f func(a, b *torch.Tensor) *torch.Tensor) refOp {
+	return func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor { return one(f(in[0], in[1])) }
 }
 
-func scalarOp(f func(*torch.Tensor, float64) (*torch.Tensor, error)) refOp {
-	return func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		return one(f(in[0], p.f("s")))
-	}
+func scalarOp(f func(*torch.Tensor, float64) *torch.Tensor) refOp {
+	return func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor { return one(f(in[0], p.f("s"))) }
 }
 
 // seededCreate covers Randn and Rand; seededInit the in-place initialisers.
-func seededCreate(f func([]int64, ...torch.Option) (*torch.Tensor, error)) refOp {
-	return func(dev torch.Device, _ []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		if err := torch.ManualSeed(uint64(p.i("seed"))); err != nil {
-			return nil, err
-		}
-		return one(f(p.ints("shape"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(dev)))
+func seededCreate(f func([]int64, ...torch.Option) *torch.Tensor) refOp {
+	return func(env refEnv, _ []*torch.Tensor, p refParams) []*torch.Tensor {
+		require.NoError(env.t, torch.ManualSeed(uint64(p.i("seed"))))
+		return one(f(p.ints("shape"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(env.dev), torch.In(env.s)))
 	}
 }
 
 func seededInit(f func(*torch.Tensor, refParams) error) refOp {
-	return func(dev torch.Device, _ []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		x, err := torch.Empty(p.ints("shape"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(dev))
-		if err != nil {
-			return nil, err
-		}
-		if err := torch.ManualSeed(uint64(p.i("seed"))); err != nil {
-			x.Close()
-			return nil, err
-		}
-		if err := f(x, p); err != nil {
-			x.Close()
-			return nil, err
-		}
-		return []*torch.Tensor{x}, nil
+	return func(env refEnv, _ []*torch.Tensor, p refParams) []*torch.Tensor {
+		x := ok(env.t, torch.Empty(p.ints("shape"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(env.dev), torch.In(env.s)))
+		require.NoError(env.t, torch.ManualSeed(uint64(p.i("seed"))))
+		require.NoError(env.t, f(x, p))
+		return one(x)
 	}
 }
 
 // refOps maps the op names of gen_refs.py to golora calls.
 var refOps = map[string]refOp{
-	"linear": func(_ torch.Device, in []*torch.Tensor, _ refParams) ([]*torch.Tensor, error) {
+	"linear": func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor {
 		var b *torch.Tensor
 		if len(in) > 2 {
 			b = in[2]
 		}
-		return one(torch.Linear(in[0], in[1], b))
+		return one(in[0].Linear(in[1], b))
 	},
-	"lora_linear": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"lora_linear": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var b *torch.Tensor
 		if p.b("bias") {
 			b = in[4]
@@ -205,45 +199,40 @@ var refOps = map[string]refOp{
 		return one(torch.LoraLinear(in[0], in[1], b, in[2], in[3], p.f("scaling")))
 	},
 	"embedding": binaryOp(torch.Embedding),
-	"lora_embedding": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"lora_embedding": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(torch.LoraEmbedding(in[0], in[1], in[2], in[3], p.f("scaling")))
 	},
 	"matmul": binaryOp((*torch.Tensor).MatMul),
 	"mm":     binaryOp((*torch.Tensor).Mm),
 	"t":      unaryOp((*torch.Tensor).T),
-	"transpose": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"transpose": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Transpose(p.i("d0"), p.i("d1")))
 	},
-	"permute": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"permute": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Permute(p.ints("dims")...))
 	},
-	"reshape": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"reshape": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Reshape(p.ints("shape")...))
 	},
-	"view": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"view": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].View(p.ints("shape")...))
 	},
-	"contiguous": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		tr, err := in[0].Transpose(p.i("d0"), p.i("d1"))
-		if err != nil {
-			return nil, err
-		}
-		defer tr.Close()
-		return one(tr.Contiguous())
+	"contiguous": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Transpose(p.i("d0"), p.i("d1")).Contiguous())
 	},
-	"narrow": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"narrow": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Narrow(p.i("dim"), p.i("start"), p.i("length")))
 	},
-	"slice": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"slice": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Slice(p.i("dim"), p.i("start"), p.i("end"), p.i("step")))
 	},
-	"index_select": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"index_select": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].IndexSelect(p.i("dim"), in[1]))
 	},
-	"cat": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"cat": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(torch.Cat(in, p.i("dim")))
 	},
-	"stack": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"stack": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(torch.Stack(in, p.i("dim")))
 	},
 	"add":        binaryOp((*torch.Tensor).Add),
@@ -273,29 +262,26 @@ var refOps = map[string]refOp{
 	"mean":       unaryOp((*torch.Tensor).Mean),
 	"max":        unaryOp((*torch.Tensor).Max),
 	"argmax":     unaryOp((*torch.Tensor).Argmax),
-	"sum_dims": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"sum_dims": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].SumDims(p.ints("dims"), p.b("keepdim")))
 	},
-	"mean_dims": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"mean_dims": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].MeanDims(p.ints("dims"), p.b("keepdim")))
 	},
-	"max_dim": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		v, i, err := in[0].MaxDim(p.i("dim"), p.b("keepdim"))
-		if err != nil {
-			return nil, err
-		}
-		return []*torch.Tensor{v, i}, nil
+	"max_dim": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		v, i := in[0].MaxDim(p.i("dim"), p.b("keepdim"))
+		return []*torch.Tensor{v, i}
 	},
-	"argmax_dim": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"argmax_dim": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].ArgmaxDim(p.i("dim"), p.b("keepdim")))
 	},
-	"softmax": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"softmax": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Softmax(p.i("dim")))
 	},
-	"log_softmax": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"log_softmax": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].LogSoftmax(p.i("dim")))
 	},
-	"layer_norm": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"layer_norm": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var w, b *torch.Tensor
 		k := 1
 		if p.b("weight") {
@@ -307,15 +293,13 @@ var refOps = map[string]refOp{
 		}
 		return one(torch.LayerNorm(in[0], p.ints("shape"), w, b, p.f("eps")))
 	},
-	"dropout": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"dropout": func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		if p.has("seed") {
-			if err := torch.ManualSeed(uint64(p.i("seed"))); err != nil {
-				return nil, err
-			}
+			require.NoError(env.t, torch.ManualSeed(uint64(p.i("seed"))))
 		}
 		return one(torch.Dropout(in[0], p.f("p"), p.b("train")))
 	},
-	"conv2d": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"conv2d": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var b *torch.Tensor
 		if p.b("bias") {
 			b = in[2]
@@ -324,42 +308,38 @@ var refOps = map[string]refOp{
 			Stride: p.pair("stride"), Padding: p.pair("padding"), Dilation: p.pair("dilation"), Groups: p.i("groups"),
 		}))
 	},
-	"tril": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"tril": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Tril(p.i("diagonal")))
 	},
-	"masked_fill": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"masked_fill": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].MaskedFill(in[1], p.f("value")))
 	},
-	"sdpa": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"sdpa": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var mask *torch.Tensor
 		if len(in) == 4 {
 			mask = in[3]
 		}
 		return one(torch.ScaledDotProductAttention(in[0], in[1], in[2], mask, 0, p.b("causal")))
 	},
-	"cross_entropy": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"cross_entropy": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(torch.CrossEntropy(in[0], in[1], p.i("ignore_index"), p.reduction()))
 	},
-	"mse_loss": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
+	"mse_loss": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(torch.MSELoss(in[0], in[1], p.reduction()))
 	},
 	"clone": unaryOp((*torch.Tensor).Clone),
-	"add_scaled": func(_ torch.Device, in []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		out, err := in[0].Clone()
-		if err != nil {
-			return nil, err
-		}
-		if err := out.AddScaled_(in[1], p.f("alpha")); err != nil {
-			out.Close()
-			return nil, err
-		}
-		return []*torch.Tensor{out}, nil
+	"add_scaled": func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		out := in[0].Clone()
+		require.NoError(env.t, out.AddScaled_(in[1], p.f("alpha")))
+		return one(out)
 	},
-	"arange": func(dev torch.Device, _ []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		return one(torch.Arange(p.f("start"), p.f("end"), p.f("step"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(dev)))
+	"arange": func(env refEnv, _ []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(torch.Arange(p.f("start"), p.f("end"), p.f("step"),
+			torch.WithDType(p.dtype("dtype")), torch.WithDevice(env.dev), torch.In(env.s)))
 	},
-	"full": func(dev torch.Device, _ []*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
-		return one(torch.Full(p.ints("shape"), p.f("value"), torch.WithDType(p.dtype("dtype")), torch.WithDevice(dev)))
+	"full": func(env refEnv, _ []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(torch.Full(p.ints("shape"), p.f("value"),
+			torch.WithDType(p.dtype("dtype")), torch.WithDevice(env.dev), torch.In(env.s)))
 	},
 
 	// Seeded cases (seeded.safetensors).
@@ -413,9 +393,12 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftes
 	if c.CPUOnly || c.Exact {
 		dev = torch.CPU
 	}
+	// Everything the case makes (inputs, outputs, the loss, gradient
+	// handles) lives in s and is freed when the case ends.
+	s := testScope(t)
 
 	// Inputs: fresh leaves on dev (Detach on the CPU so that requires_grad
-	// does not stick to the loaded tensor).
+	// does not stick to the loaded tensor, which the file owns).
 	wantGrad := map[int]bool{}
 	for _, i := range c.Grad {
 		wantGrad[i] = true
@@ -423,37 +406,31 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftes
 	in := make([]*torch.Tensor, c.NIn)
 	for i := range in {
 		src := f.tensor(t, c, "in", i)
-		var x *torch.Tensor
-		var err error
 		if dev.IsCUDA() {
-			x, err = src.To(dev)
+			in[i] = s.Own(src.To(dev))
 		} else {
-			x, err = src.Detach()
+			in[i] = s.Own(src.Detach())
 		}
-		require.NoError(t, err)
-		closeLater(t, x)
 		if wantGrad[i] {
-			require.NoError(t, x.SetRequiresGrad(true))
+			require.NoError(t, in[i].SetRequiresGrad(true))
 		}
-		in[i] = x
 	}
+	require.NoErrorf(t, s.Err(), "case %s: inputs", c.Name)
 
 	var outs []*torch.Tensor
-	var err error
+	var panicked any
 	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("panic: %v", r)
-			}
-		}()
-		outs, err = op(dev, in, c.Params)
+		defer func() { panicked = recover() }()
+		outs = op(refEnv{t: t, s: s, dev: dev}, in, c.Params)
 	}()
-	require.NoErrorf(t, err, "case %s (%s)", c.Name, c.Op)
-	closeLater(t, outs...)
+	require.Nilf(t, panicked, "case %s (%s) panicked", c.Name, c.Op)
+	require.NoErrorf(t, torch.FirstErr(outs...), "case %s (%s)", c.Name, c.Op)
+	require.NoErrorf(t, s.Err(), "case %s (%s)", c.Name, c.Op)
 	require.Lenf(t, outs, c.NOut, "case %s: outputs", c.Name)
 
 	var loss *torch.Tensor
 	for j, o := range outs {
+		require.Samef(t, s, o.Scope(), "case %s: output %d does not belong to the case's scope", c.Name, j)
 		if o.Device() != dev {
 			t.Errorf("case %s: output %d is on %v, want %v", c.Name, j, o.Device(), dev)
 		}
@@ -467,15 +444,11 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftes
 		if !ok {
 			continue
 		}
-		wd := try(w.To(dev)).must(t)
-		prod := try(o.Mul(wd)).must(t)
-		term := try(prod.Sum()).must(t)
-		closeLater(t, wd, prod, term)
+		term := o.Mul(s.Own(w.To(dev))).Sum()
 		if loss == nil {
 			loss = term
 		} else {
-			loss = try(loss.Add(term)).must(t)
-			closeLater(t, loss)
+			loss = loss.Add(term)
 		}
 	}
 	if len(c.Grad) == 0 {
@@ -484,10 +457,8 @@ func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftes
 	require.NotNilf(t, loss, "case %s: gradients expected but no output has a loss weight", c.Name)
 	require.NoErrorf(t, loss.Backward(), "case %s: backward", c.Name)
 	for _, i := range c.Grad {
-		g, err := in[i].Grad()
-		require.NoError(t, err)
+		g := in[i].Grad()
 		require.NotNilf(t, g, "case %s: input %d has no gradient after backward", c.Name, i)
-		closeLater(t, g)
 		want := f.tensor(t, c, "grad", i)
 		e := compare(t, fmt.Sprintf("%s grad %d", c.Name, i), g, want, c.Exact, tolerance(want.DType(), dev, c.Op))
 		stats.Note(fmt.Sprintf("%v/%v/grad", want.DType(), dev), c.Name, e)
@@ -498,9 +469,12 @@ func runRefFile(t *testing.T, name string) {
 	f := loadRefFile(t, name)
 	dev := reftest.Device(t)
 	stats := &reftest.MaxErrors{}
+	live := reftest.SettledLiveTensors()
 	for _, c := range f.cases {
 		t.Run(c.Name, func(t *testing.T) { runRef(t, f, c, dev, stats) })
 	}
+	// Each case's scope freed all it made.
+	assert.Equal(t, live, reftest.SettledLiveTensors(), "%s: LiveTensors after all cases", name)
 	t.Logf("%s: %d cases on %v (torch %s)", name, len(f.cases), dev, torch.Version())
 	stats.Log(t, "")
 }
@@ -514,9 +488,11 @@ func TestRefOpsFloat64(t *testing.T) { runRefFile(t, "ops_float64.safetensors") 
 func TestRefSeeded(t *testing.T) { runRefFile(t, "seeded.safetensors") }
 
 // tensorMethodOps lists, for each exported method of *torch.Tensor, the
-// reference op that covers it, or "api" when the API tests in this file
-// cover it. A new method fails TestRefCoverage until it is listed here
-// (and, if it computes something, given a case in gen_refs.py).
+// reference op that covers it, or "api" when the API tests of this package
+// (ref_test.go, errors_test.go, memory_test.go, state_test.go) cover it. A new
+// method fails TestRefCoverage until it is listed here (and, if it
+// computes something, given a case in gen_refs.py). The methods declared
+// in ops_aten.go are left to ops_aten_test.go and its own references.
 var tensorMethodOps = map[string]string{
 	"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div", "Pow": "pow", "Eq": "eq", "Maximum": "maximum",
 	"MatMul": "matmul", "Mm": "mm", "AddScalar": "add_scalar", "SubScalar": "sub_scalar",
@@ -528,14 +504,36 @@ var tensorMethodOps = map[string]string{
 	"ArgmaxDim": "argmax_dim", "Softmax": "softmax", "LogSoftmax": "log_softmax",
 	"AddScaled_": "add_scaled", "Transpose": "transpose", "Permute": "permute", "Reshape": "reshape",
 	"View": "view", "Narrow": "narrow", "Slice": "slice", "IndexSelect": "index_select",
-	"Tril": "tril", "MaskedFill": "masked_fill", "Clone": "clone",
+	"Tril": "tril", "MaskedFill": "masked_fill", "Clone": "clone", "Linear": "linear",
 	"Uniform_": "uniform_", "Normal_": "normal_", "KaimingUniform_": "kaiming_uniform_",
 	"KaimingNormal_": "kaiming_normal_", "XavierUniform_": "xavier_uniform_", "XavierNormal_": "xavier_normal_",
 	"Backward": "api", "BackwardWith": "api", "Grad": "api", "ZeroGrad": "api", "ClearGrad": "api",
 	"Detach": "api", "SetRequiresGrad": "api", "RequiresGrad": "api",
 	"Close": "api", "Closed": "api", "Size": "api", "Shape": "api", "Dim": "api", "Numel": "api",
-	"DType": "api", "Device": "api", "String": "api", "Item": "api", "ItemInt": "api", "To": "api",
-	"Alias": "api", "Copy_": "api", "AllClose": "api", "Fill_": "api", "Zeros_": "api", "Ones_": "api",
+	"SizeOf": "api", "DType": "api", "Device": "api", "String": "api", "Item": "api", "ItemInt": "api",
+	"To": "api", "Alias": "api", "Copy_": "api", "AllClose": "api", "Fill_": "api", "Zeros_": "api",
+	"Ones_": "api", "Err": "api", "Must": "api", "Scope": "api", "SetData": "api",
+}
+
+// atenMethods returns the names of the *Tensor methods declared in
+// ops_aten.go, whose tests are ops_aten_test.go's.
+func atenMethods(t *testing.T) map[string]bool {
+	t.Helper()
+	f, err := parser.ParseFile(token.NewFileSet(), "ops_aten.go", nil, parser.SkipObjectResolution)
+	require.NoError(t, err)
+	out := map[string]bool{}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.FuncDecl)
+		if !ok || fd.Recv == nil || len(fd.Recv.List) != 1 {
+			continue
+		}
+		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
+			if id, ok := star.X.(*ast.Ident); ok && id.Name == "Tensor" {
+				out[fd.Name.Name] = true
+			}
+		}
+	}
+	return out
 }
 
 // TestRefCoverage checks that the reference files exercise every op the
@@ -552,9 +550,13 @@ func TestRefCoverage(t *testing.T) {
 	for op := range refOps {
 		assert.Positivef(t, seen[op], "op %q has no reference case in testdata (gen_refs.py)", op)
 	}
+	aten := atenMethods(t)
 	typ := reflect.TypeOf(&torch.Tensor{})
 	for i := 0; i < typ.NumMethod(); i++ {
 		m := typ.Method(i).Name
+		if aten[m] {
+			continue
+		}
 		op, ok := tensorMethodOps[m]
 		if !assert.Truef(t, ok, "(*Tensor).%s is not covered: add a case to gen_refs.py and list it in tensorMethodOps", m) {
 			continue
@@ -563,7 +565,7 @@ func TestRefCoverage(t *testing.T) {
 			assert.Positivef(t, seen[op], "(*Tensor).%s maps to op %q without reference cases", m, op)
 		}
 	}
-	t.Logf("%d ops, %d tensor methods, %d cases", len(seen), typ.NumMethod(), sumCounts(seen))
+	t.Logf("%d ops, %d tensor methods (%d in ops_aten.go), %d cases", len(seen), typ.NumMethod(), len(aten), sumCounts(seen))
 }
 
 func sumCounts(m map[string]int) int {
@@ -579,8 +581,9 @@ func sumCounts(m map[string]int) int {
 
 func TestCloseIdempotent(t *testing.T) {
 	start := reftest.SettledLiveTensors()
-	x := try(torch.Ones([]int64{2, 2})).must(t)
+	x := ok(t, torch.Ones([]int64{2, 2}))
 	assert.False(t, x.Closed())
+	assert.Nil(t, x.Scope(), "a creation function without In makes an unowned tensor")
 	assert.Equal(t, start+1, torch.LiveTensors())
 	require.NoError(t, x.Close())
 	require.NoError(t, x.Close())
@@ -592,23 +595,39 @@ func TestCloseIdempotent(t *testing.T) {
 	torch.CloseAll(x, nil, nilT)
 	assert.Equal(t, start, torch.LiveTensors())
 	assert.Equal(t, "Tensor(closed)", x.String())
+	assert.Equal(t, "Tensor(nil)", nilT.String())
 	assert.Nil(t, x.Shape())
 	assert.Equal(t, -1, x.Dim())
+	assert.Equal(t, int64(-1), x.SizeOf(0))
 	assert.Equal(t, int64(0), x.Numel())
 	assert.Equal(t, torch.Invalid, x.DType())
 	assert.False(t, x.RequiresGrad())
+
+	// Closing a failed tensor returns its error and frees nothing.
+	bad := x.Neg()
+	require.Error(t, bad.Err())
+	assert.True(t, bad.Closed())
+	assert.Equal(t, bad.Err(), bad.Close())
+	assert.Contains(t, bad.String(), "Tensor(failed: torch: Neg: self: use of closed tensor")
+	assert.Equal(t, start, torch.LiveTensors())
 }
 
 func TestQueries(t *testing.T) {
 	require.NoError(t, torch.CheckABI())
 	assert.True(t, strings.HasPrefix(torch.Version(), "1.") || strings.HasPrefix(torch.Version(), "2."), torch.Version())
 	assert.Positive(t, torch.NumThreads())
+	s := testScope(t)
 
-	x := try(torch.Zeros([]int64{2, 3, 4}, torch.WithDType(torch.Float64))).must(t)
-	closeLater(t, x)
+	x := torch.Zeros([]int64{2, 3, 4}, torch.WithDType(torch.Float64), torch.In(s))
+	assert.Same(t, s, x.Scope())
 	assert.Equal(t, []int64{2, 3, 4}, x.Shape())
-	assert.Equal(t, []int64{2, 3, 4}, try(x.Size()).must(t))
+	size, err := x.Size()
+	require.NoError(t, err)
+	assert.Equal(t, []int64{2, 3, 4}, size)
 	assert.Equal(t, 3, x.Dim())
+	assert.Equal(t, int64(3), x.SizeOf(1))
+	assert.Equal(t, int64(4), x.SizeOf(-1))
+	assert.Equal(t, int64(-1), x.SizeOf(3))
 	assert.Equal(t, int64(24), x.Numel())
 	assert.Equal(t, torch.Float64, x.DType())
 	assert.Equal(t, torch.CPU, x.Device())
@@ -616,23 +635,20 @@ func TestQueries(t *testing.T) {
 	assert.Equal(t, "cuda:1", torch.CUDA(1).String())
 	assert.Equal(t, "Tensor(float64 [2 3 4] cpu)", x.String())
 
-	s := try(torch.Full(nil, 2.5)).must(t)
-	closeLater(t, s)
-	assert.Equal(t, []int64{}, s.Shape())
-	assert.Equal(t, 0, s.Dim())
-	assert.Equal(t, int64(1), s.Numel())
+	sc := torch.Full(nil, 2.5, torch.In(s))
+	assert.Equal(t, []int64{}, sc.Shape())
+	assert.Equal(t, 0, sc.Dim())
+	assert.Equal(t, int64(1), sc.Numel())
 
 	// More than the 8 dims Size reads in its first call.
-	big := try(torch.Zeros([]int64{1, 2, 1, 2, 1, 2, 1, 2, 1, 2})).must(t)
-	closeLater(t, big)
+	big := torch.Zeros([]int64{1, 2, 1, 2, 1, 2, 1, 2, 1, 2}, torch.In(s))
 	assert.Equal(t, []int64{1, 2, 1, 2, 1, 2, 1, 2, 1, 2}, big.Shape())
 
 	for _, d := range []torch.DType{torch.Uint8, torch.Int32, torch.Int64, torch.Float16, torch.Float32, torch.Float64, torch.Bool, torch.BFloat16} {
-		e := try(torch.Empty([]int64{3}, torch.WithDType(d))).must(t)
-		assert.Equal(t, d, e.DType(), d.String())
-		e.Close()
+		assert.Equal(t, d, torch.Empty([]int64{3}, torch.WithDType(d), torch.In(s)).DType(), d.String())
 		assert.True(t, d.Valid())
 	}
+	require.NoError(t, s.Err())
 	assert.False(t, torch.DType(99).Valid())
 	assert.Equal(t, "DType(99)", torch.DType(99).String())
 	assert.Equal(t, "bfloat16", torch.BFloat16.String())
@@ -643,15 +659,14 @@ func TestQueries(t *testing.T) {
 }
 
 func TestItem(t *testing.T) {
-	x := try(torch.Full(nil, 2.75, torch.WithDType(torch.Float64))).must(t)
-	i := try(torch.FromSlice([]int64{-9007199254740993}, 1)).must(t)
-	closeLater(t, x, i)
-	assert.Equal(t, 2.75, try(x.Item()).must(t))
-	assert.Equal(t, int64(2), try(x.ItemInt()).must(t))
-	assert.Equal(t, int64(-9007199254740993), try(i.ItemInt()).must(t)) // not representable as float64
+	s := testScope(t)
+	x := torch.Full(nil, 2.75, torch.WithDType(torch.Float64), torch.In(s))
+	i := s.Own(torch.FromSlice([]int64{-9007199254740993}, 1))
+	assert.Equal(t, 2.75, item(t, x))
+	assert.Equal(t, int64(2), torch.Must(x.ItemInt()))
+	assert.Equal(t, int64(-9007199254740993), torch.Must(i.ItemInt())) // not representable as float64
 
-	v := try(torch.Ones([]int64{2})).must(t)
-	closeLater(t, v)
+	v := torch.Ones([]int64{2}, torch.In(s))
 	_, err := v.Item()
 	require.Error(t, err)
 	_, err = v.ItemInt()
@@ -659,31 +674,28 @@ func TestItem(t *testing.T) {
 }
 
 func TestToSliceDTypeMismatch(t *testing.T) {
-	x := try(torch.Ones([]int64{3})).must(t)
-	closeLater(t, x)
+	x := testScope(t).Own(torch.Ones([]int64{3}))
 	_, err := torch.ToSlice[float64](x)
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "tensor is float32 but the slice type is float64")
 	_, err = torch.ToSlice[int64](x)
 	require.ErrorContains(t, err, "float32")
-	v, err := torch.ToSlice[float32](x)
-	require.NoError(t, err)
-	assert.Equal(t, []float32{1, 1, 1}, v)
+	assert.Equal(t, []float32{1, 1, 1}, vals[float32](t, x))
+
+	_, err = torch.ToSlice[float32](nil)
+	require.ErrorContains(t, err, "nil tensor")
 }
 
 func roundTrip[T torch.Element](t *testing.T, data []T, shape ...int64) {
 	t.Helper()
-	x, err := torch.FromSlice(data, shape...)
-	require.NoError(t, err)
+	x := ok(t, torch.FromSlice(data, shape...))
 	defer x.Close()
 	assert.Equal(t, torch.DTypeOf[T](), x.DType())
 	if shape == nil {
 		shape = []int64{int64(len(data))}
 	}
 	assert.Equal(t, shape, x.Shape())
-	got, err := torch.ToSlice[T](x)
-	require.NoError(t, err)
-	assert.Equal(t, data, got)
+	assert.Equal(t, data, vals[T](t, x))
 }
 
 func TestFromSliceRoundTrip(t *testing.T) {
@@ -696,25 +708,23 @@ func TestFromSliceRoundTrip(t *testing.T) {
 	roundTrip(t, []float32{42}, []int64{}...) // an empty, non-nil shape: 0-dim
 	roundTrip(t, []float32{}, 0, 3)
 
-	s := try(torch.FromSlice([]float64{-3.5}, []int64{}...)).must(t)
-	closeLater(t, s)
-	x := try(torch.FromSlice([]float32{7}, make([]int64, 0)...)).must(t)
-	closeLater(t, x)
+	s := testScope(t)
+	f := s.Own(torch.FromSlice([]float64{-3.5}, []int64{}...))
+	x := s.Own(torch.FromSlice([]float32{7}, make([]int64, 0)...))
 	assert.Equal(t, []int64{}, x.Shape(), "an empty (non-nil) shape makes a 0-dim tensor")
-	assert.Equal(t, []int64{}, s.Shape())
+	assert.Equal(t, []int64{}, f.Shape())
 
-	nan := try(torch.FromSlice([]float64{math.NaN()})).must(t)
-	closeLater(t, nan)
-	v := try(torch.ToSlice[float64](nan)).must(t)
-	assert.True(t, math.IsNaN(v[0]))
+	nan := s.Own(torch.FromSlice([]float64{math.NaN()}))
+	assert.True(t, math.IsNaN(vals[float64](t, nan)[0]))
+	require.NoError(t, s.Err())
 
-	_, err := torch.FromSlice([]float32{1, 2, 3}, 2, 2)
-	require.ErrorContains(t, err, "needs 4 elements but the slice has 3")
+	bad := torch.FromSlice([]float32{1, 2, 3}, 2, 2)
+	require.ErrorContains(t, bad.Err(), "needs 4 elements but the slice has 3")
 }
 
 func TestToDType(t *testing.T) {
-	x := try(torch.FromSlice([]float32{1.5, -2.25, 3, 0.125, 65504, -0.5}, 2, 3)).must(t)
-	closeLater(t, x)
+	s := testScope(t)
+	x := s.Own(torch.FromSlice([]float32{1.5, -2.25, 3, 0.125, 65504, -0.5}, 2, 3))
 	cases := []struct {
 		to   torch.DType
 		want []float32 // after the round trip back to float32
@@ -727,114 +737,97 @@ func TestToDType(t *testing.T) {
 		{torch.Bool, []float32{1, 1, 1, 1, 1, 1}},
 	}
 	for _, c := range cases {
-		y := try(x.To(c.to)).must(t)
+		y := x.To(c.to)
 		assert.Equal(t, c.to, y.DType(), c.to.String())
 		assert.Equal(t, []int64{2, 3}, y.Shape())
-		back := try(y.To(torch.Float32)).must(t)
-		got := try(torch.ToSlice[float32](back)).must(t)
-		assert.Equal(t, c.want, got, "float32 -> %v -> float32", c.to)
-		torch.CloseAll(y, back)
+		assert.Equal(t, c.want, vals[float32](t, y.To(torch.Float32)), "float32 -> %v -> float32", c.to)
 	}
 
 	// Exact integers survive float64 -> int64 and back.
-	i := try(torch.FromSlice([]int64{-5, 0, 1 << 40})).must(t)
-	f := try(i.To(torch.Float64)).must(t)
-	j := try(f.To(torch.Int64)).must(t)
-	closeLater(t, i, f, j)
-	assert.Equal(t, []int64{-5, 0, 1 << 40}, try(torch.ToSlice[int64](j)).must(t))
+	i := s.Own(torch.FromSlice([]int64{-5, 0, 1 << 40}))
+	assert.Equal(t, []int64{-5, 0, 1 << 40}, vals[int64](t, i.To(torch.Float64).To(torch.Int64)))
 
-	u := try(torch.FromSlice([]uint8{0, 200, 255})).must(t)
-	ub := try(u.To(torch.Float32)).must(t)
-	closeLater(t, u, ub)
-	assert.Equal(t, []float32{0, 200, 255}, try(torch.ToSlice[float32](ub)).must(t))
+	u := s.Own(torch.FromSlice([]uint8{0, 200, 255}))
+	assert.Equal(t, []float32{0, 200, 255}, vals[float32](t, u.To(torch.Float32)))
 
-	// Same dtype and device: a new handle that must be closed separately.
-	same := try(x.To(torch.Float32)).must(t)
+	// Same dtype and device: a new handle that can be closed on its own.
+	same := ok(t, x.To(torch.Float32))
+	assert.NotSame(t, x, same)
 	require.NoError(t, same.Close())
 	assert.False(t, x.Closed())
 
-	cpu := try(x.To(torch.CPU)).must(t)
-	closeLater(t, cpu)
-	assert.Equal(t, torch.CPU, cpu.Device())
+	assert.Equal(t, torch.CPU, x.To(torch.CPU).Device())
+	require.NoError(t, s.Err())
 
-	_, err := x.To(torch.DType(42))
-	require.ErrorContains(t, err, "unsupported dtype")
+	require.ErrorContains(t, x.To(torch.DType(42)).Err(), "unsupported dtype")
 }
 
 func TestCreation(t *testing.T) {
-	z := try(torch.Zeros([]int64{2, 2}, torch.WithDType(torch.Int32))).must(t)
-	o := try(torch.Ones([]int64{3}, torch.WithDType(torch.Float64))).must(t)
-	a := try(torch.Arange(0, 5, 1, torch.WithDType(torch.Int64))).must(t)
-	closeLater(t, z, o, a)
-	assert.Equal(t, []int32{0, 0, 0, 0}, try(torch.ToSlice[int32](z)).must(t))
-	assert.Equal(t, []float64{1, 1, 1}, try(torch.ToSlice[float64](o)).must(t))
-	assert.Equal(t, []int64{0, 1, 2, 3, 4}, try(torch.ToSlice[int64](a)).must(t))
+	s := testScope(t)
+	z := torch.Zeros([]int64{2, 2}, torch.WithDType(torch.Int32), torch.In(s))
+	o := torch.Ones([]int64{3}, torch.WithDType(torch.Float64), torch.In(s))
+	a := torch.Arange(0, 5, 1, torch.WithDType(torch.Int64), torch.In(s))
+	require.NoError(t, s.Err())
+	assert.Equal(t, []int32{0, 0, 0, 0}, vals[int32](t, z))
+	assert.Equal(t, []float64{1, 1, 1}, vals[float64](t, o))
+	assert.Equal(t, []int64{0, 1, 2, 3, 4}, vals[int64](t, a))
 
-	x := try(torch.Empty([]int64{4})).must(t)
-	closeLater(t, x)
+	x := torch.Empty([]int64{4}, torch.In(s))
 	require.NoError(t, x.Fill_(0.5))
-	assert.Equal(t, []float32{0.5, 0.5, 0.5, 0.5}, try(torch.ToSlice[float32](x)).must(t))
+	assert.Equal(t, []float32{0.5, 0.5, 0.5, 0.5}, vals[float32](t, x))
 	require.NoError(t, x.Zeros_())
-	assert.Equal(t, []float32{0, 0, 0, 0}, try(torch.ToSlice[float32](x)).must(t))
+	assert.Equal(t, []float32{0, 0, 0, 0}, vals[float32](t, x))
 	require.NoError(t, x.Ones_())
-	assert.Equal(t, []float32{1, 1, 1, 1}, try(torch.ToSlice[float32](x)).must(t))
+	assert.Equal(t, []float32{1, 1, 1, 1}, vals[float32](t, x))
 
-	_, err := torch.Arange(0, 1, 0)
-	require.ErrorContains(t, err, "step must not be zero")
-	assert.Panics(t, func() { torch.Must(torch.Zeros([]int64{-2})) })
-	assert.NotPanics(t, func() { torch.Must(torch.Zeros([]int64{2})).Close() })
+	require.ErrorContains(t, torch.Arange(0, 1, 0).Err(), "step must not be zero")
+	assert.Panics(t, func() { torch.Zeros([]int64{-2}).Must() })
+	assert.NotPanics(t, func() { torch.Zeros([]int64{2}).Must().Close() })
+	var nilT *torch.Tensor
+	assert.Panics(t, func() { nilT.Must() })
+	assert.Panics(t, func() { torch.Must(0, errors.New("boom")) })
+	assert.Equal(t, 7, torch.Must(7, nil))
 }
 
 func TestAliasCopyAllClose(t *testing.T) {
-	x := try(torch.FromSlice([]float32{1, 2, 3, 4}, 2, 2)).must(t)
-	closeLater(t, x)
-	al := try(x.Alias()).must(t)
+	s := testScope(t)
+	x := s.Own(torch.FromSlice([]float32{1, 2, 3, 4}, 2, 2))
+	al := ok(t, x.Alias())
+	assert.Same(t, s, al.Scope(), "an alias joins its source's scope")
 	require.NoError(t, al.Fill_(7))
-	assert.Equal(t, []float32{7, 7, 7, 7}, try(torch.ToSlice[float32](x)).must(t), "an alias shares memory")
+	assert.Equal(t, []float32{7, 7, 7, 7}, vals[float32](t, x), "an alias shares memory")
 	require.NoError(t, al.Close())
 	assert.False(t, x.Closed(), "closing an alias leaves the original valid")
 
-	src := try(torch.FromSlice([]float64{1, 2}, 2)).must(t)
-	closeLater(t, src)
-	require.NoError(t, x.Copy_(src)) // broadcast over rows, converted to float32
-	assert.Equal(t, []float32{1, 2, 1, 2}, try(torch.ToSlice[float32](x)).must(t))
+	src := s.Own(torch.FromSlice([]float64{1, 2}, 2))
+	assert.Same(t, x, ok(t, x.Copy_(src)), "Copy_ returns its receiver") // broadcast over rows, converted to float32
+	assert.Equal(t, []float32{1, 2, 1, 2}, vals[float32](t, x))
 
-	y := try(torch.FromSlice([]float32{1, 2, 1, 2.000001}, 2, 2)).must(t)
-	closeLater(t, y)
-	ok, err := x.AllClose(y, 1e-5, 0)
+	y := s.Own(torch.FromSlice([]float32{1, 2, 1, 2.000001}, 2, 2))
+	near, err := x.AllClose(y, 1e-5, 0)
 	require.NoError(t, err)
-	assert.True(t, ok)
-	ok, err = x.AllClose(y, 0, 0)
+	assert.True(t, near)
+	near, err = x.AllClose(y, 0, 0)
 	require.NoError(t, err)
-	assert.False(t, ok)
+	assert.False(t, near)
 }
 
 func TestNoGradRestoresMode(t *testing.T) {
-	x := try(torch.Ones([]int64{2})).must(t)
-	closeLater(t, x)
+	s := testScope(t)
+	x := torch.Ones([]int64{2}, torch.In(s))
 	require.NoError(t, x.SetRequiresGrad(true))
 
 	check := func(outer bool) {
 		var innerY, innerMode bool
 		err := torch.NoGrad(func() error {
 			innerMode = torch.GradEnabled()
-			y, err := x.MulScalar(2)
-			if err != nil {
-				return err
-			}
-			defer y.Close()
-			innerY = y.RequiresGrad()
+			innerY = x.MulScalar(2).RequiresGrad()
 			// Nested EnableGrad turns recording back on, then off again.
 			return torch.EnableGrad(func() error {
-				z, err := x.MulScalar(3)
-				if err != nil {
-					return err
-				}
-				defer z.Close()
-				if !z.RequiresGrad() {
+				if !x.MulScalar(3).RequiresGrad() {
 					return fmt.Errorf("EnableGrad inside NoGrad did not record")
 				}
-				return nil
+				return s.Err()
 			})
 		})
 		require.NoError(t, err)
@@ -848,9 +841,7 @@ func TestNoGradRestoresMode(t *testing.T) {
 	defer runtime.UnlockOSThread()
 	require.True(t, torch.GradEnabled())
 	check(true)
-	y := try(x.MulScalar(2)).must(t)
-	assert.True(t, y.RequiresGrad(), "recording resumes after NoGrad")
-	y.Close()
+	assert.True(t, x.MulScalar(2).RequiresGrad(), "recording resumes after NoGrad")
 
 	// From a disabled mode, NoGrad restores "disabled".
 	require.NoError(t, torch.NoGrad(func() error {
@@ -865,97 +856,85 @@ func TestNoGradRestoresMode(t *testing.T) {
 	assert.True(t, torch.GradEnabled())
 	assert.Panics(t, func() { _ = torch.NoGrad(func() error { panic("boom") }) })
 	assert.True(t, torch.GradEnabled())
+	require.NoError(t, s.Err())
 }
 
 func TestGradLifecycle(t *testing.T) {
-	w := try(torch.FromSlice([]float32{1, 2, 3})).must(t)
-	closeLater(t, w)
-	g, err := w.Grad()
-	require.NoError(t, err)
-	assert.Nil(t, g, "no grad on a tensor that does not require it")
+	s := testScope(t)
+	w := s.Own(torch.FromSlice([]float32{1, 2, 3}))
+	assert.Nil(t, w.Grad(), "no grad on a tensor that does not require it")
 
 	require.NoError(t, w.SetRequiresGrad(true))
 	assert.True(t, w.RequiresGrad())
-	g, err = w.Grad()
-	require.NoError(t, err)
-	assert.Nil(t, g, "Grad is nil before backward")
+	assert.Nil(t, w.Grad(), "Grad is nil before backward")
 
-	step := func() {
-		sq := try(w.Mul(w)).must(t)
-		l := try(sq.Sum()).must(t)
-		require.NoError(t, l.Backward())
-		torch.CloseAll(sq, l)
-	}
+	step := func() { require.NoError(t, w.Mul(w).Sum().Backward()) }
 	step()
-	g = try(w.Grad()).must(t)
-	require.NotNil(t, g)
-	assert.Equal(t, []float32{2, 4, 6}, try(torch.ToSlice[float32](g)).must(t))
+	g := ok(t, w.Grad())
+	assert.Same(t, s, g.Scope(), "a gradient handle joins its tensor's scope")
+	assert.Equal(t, []float32{2, 4, 6}, vals[float32](t, g))
 	step() // gradients accumulate
-	assert.Equal(t, []float32{4, 8, 12}, try(torch.ToSlice[float32](g)).must(t), "the handle sees the accumulated grad")
-	g.Close()
+	assert.Equal(t, []float32{4, 8, 12}, vals[float32](t, g), "the handle sees the accumulated grad")
+	require.NoError(t, g.Close())
 
 	require.NoError(t, w.ZeroGrad())
-	g = try(w.Grad()).must(t)
+	g = w.Grad()
 	require.NotNil(t, g, "ZeroGrad keeps the gradient tensor")
-	assert.Equal(t, []float32{0, 0, 0}, try(torch.ToSlice[float32](g)).must(t))
-	g.Close()
+	assert.Equal(t, []float32{0, 0, 0}, vals[float32](t, g))
 
 	require.NoError(t, w.ClearGrad())
-	g, err = w.Grad()
-	require.NoError(t, err)
-	assert.Nil(t, g, "ClearGrad drops the gradient")
+	assert.Nil(t, w.Grad(), "ClearGrad drops the gradient")
 	require.NoError(t, w.ClearGrad(), "ClearGrad without a gradient is a no-op")
 	require.NoError(t, w.ZeroGrad(), "ZeroGrad without a gradient is a no-op")
 
 	// BackwardWith: non-scalar output, explicit gradient, retained graph.
 	// w*w saves its inputs, so a second backward needs the retained graph.
-	y := try(w.Mul(w)).must(t)
-	seed := try(torch.FromSlice([]float32{1, 0.5, 0.25})).must(t)
-	closeLater(t, y, seed)
+	y := w.Mul(w)
+	seed := s.Own(torch.FromSlice([]float32{1, 0.5, 0.25}))
 	require.NoError(t, y.BackwardWith(seed, true))
 	require.NoError(t, y.BackwardWith(seed, false))
-	g = try(w.Grad()).must(t)
-	closeLater(t, g)
-	assert.Equal(t, []float32{4, 4, 3}, try(torch.ToSlice[float32](g)).must(t)) // 2 × 2w × seed
-	err = y.BackwardWith(seed, false)
+	assert.Equal(t, []float32{4, 4, 3}, vals[float32](t, w.Grad())) // 2 × 2w × seed
+	err := y.BackwardWith(seed, false)
 	require.Error(t, err, "the graph was freed")
 	assert.NotContains(t, err.Error(), "Exception raised from")
 
 	// Detach cuts the graph but shares memory.
-	d := try(w.Detach()).must(t)
-	closeLater(t, d)
+	d := w.Detach()
 	assert.False(t, d.RequiresGrad())
 	require.NoError(t, d.Fill_(5))
-	assert.Equal(t, []float32{5, 5, 5}, try(torch.ToSlice[float32](w)).must(t))
-	z := try(d.MulScalar(2)).must(t)
-	closeLater(t, z)
-	assert.False(t, z.RequiresGrad())
+	assert.Equal(t, []float32{5, 5, 5}, vals[float32](t, w))
+	assert.False(t, d.MulScalar(2).RequiresGrad())
+
+	// The failed backward above is the scope's first error.
+	assert.Equal(t, "Backward", errOp(s.Err()))
+
+	// Backward of a failed tensor returns its error, and does nothing.
+	bad := w.Reshape(7)
+	require.Error(t, bad.Err())
+	assert.True(t, bad.Backward() == bad.Err())
+	assert.Equal(t, "Backward", errOp(s.Err()), "the scope keeps its first error")
 }
 
 // ---------------------------------------------------------------------------
 // Safetensors round trips and interoperability.
 
 func TestSafetensorsRoundTrip(t *testing.T) {
-	mk := func(x *torch.Tensor, err error) *torch.Tensor {
-		t.Helper()
-		require.NoError(t, err)
-		closeLater(t, x)
-		return x
-	}
-	f32 := mk(torch.FromSlice([]float32{1.5, -2, 3.25, 0}, 2, 2))
+	s := testScope(t)
+	f32 := s.Own(torch.FromSlice([]float32{1.5, -2, 3.25, 0}, 2, 2))
 	tensors := map[string]*torch.Tensor{
 		"f32":        f32,
-		"f64":        mk(torch.FromSlice([]float64{math.Pi, -1e-300})),
-		"f16":        mk(f32.To(torch.Float16)),
-		"bf16":       mk(f32.To(torch.BFloat16)),
-		"i64":        mk(torch.FromSlice([]int64{math.MinInt64, 3, math.MaxInt64}, 3, 1)),
-		"i32":        mk(torch.FromSlice([]int32{-1, 2})),
-		"u8":         mk(torch.FromSlice([]uint8{0, 255, 7})),
-		"bool":       mk(torch.FromSlice([]bool{true, false})),
-		"scalar":     mk(torch.Full(nil, 0.5, torch.WithDType(torch.Float64))),
-		"empty":      mk(torch.Zeros([]int64{0, 4})),
-		"layer.0.wt": mk(f32.T()), // non-contiguous view
+		"f64":        s.Own(torch.FromSlice([]float64{math.Pi, -1e-300})),
+		"f16":        f32.To(torch.Float16),
+		"bf16":       f32.To(torch.BFloat16),
+		"i64":        s.Own(torch.FromSlice([]int64{math.MinInt64, 3, math.MaxInt64}, 3, 1)),
+		"i32":        s.Own(torch.FromSlice([]int32{-1, 2})),
+		"u8":         s.Own(torch.FromSlice([]uint8{0, 255, 7})),
+		"bool":       s.Own(torch.FromSlice([]bool{true, false})),
+		"scalar":     torch.Full(nil, 0.5, torch.WithDType(torch.Float64), torch.In(s)),
+		"empty":      torch.Zeros([]int64{0, 4}, torch.In(s)),
+		"layer.0.wt": f32.T(), // non-contiguous view
 	}
+	require.NoError(t, s.Err())
 	meta := map[string]string{"format": "pt", "step": "42", "unicode": "λ ✓"}
 	path := filepath.Join(t.TempDir(), "rt.safetensors")
 	require.NoError(t, torch.SaveSafetensors(path, tensors, meta))
@@ -992,6 +971,7 @@ func TestInteropPythonFile(t *testing.T) {
 	defer torch.CloseMap(ts)
 	assert.Equal(t, map[string]string{"format": "pt", "writer": "gen_refs.py", "note": "héllo ✓"}, meta)
 	require.Len(t, ts, 10)
+	s := testScope(t)
 
 	check := func(name string, dt torch.DType, shape []int64) *torch.Tensor {
 		t.Helper()
@@ -1001,20 +981,19 @@ func TestInteropPythonFile(t *testing.T) {
 		assert.Equalf(t, shape, x.Shape(), name)
 		return x
 	}
-	assert.Equal(t, []float32{1.5, -2, 0.25, 3, 0, -0.125}, try(torch.ToSlice[float32](check("f32", torch.Float32, []int64{2, 3}))).must(t))
-	assert.Equal(t, []float64{1.0 / 3.0, -1e300, 2.5}, try(torch.ToSlice[float64](check("f64", torch.Float64, []int64{3}))).must(t))
+	assert.Equal(t, []float32{1.5, -2, 0.25, 3, 0, -0.125}, vals[float32](t, check("f32", torch.Float32, []int64{2, 3})))
+	assert.Equal(t, []float64{1.0 / 3.0, -1e300, 2.5}, vals[float64](t, check("f64", torch.Float64, []int64{3})))
 	for _, n := range []string{"f16", "bf16"} {
 		dt := map[string]torch.DType{"f16": torch.Float16, "bf16": torch.BFloat16}[n]
-		up := try(check(n, dt, []int64{3}).To(torch.Float32)).must(t)
-		closeLater(t, up)
+		up := s.Own(check(n, dt, []int64{3}).To(torch.Float32))
 		want := map[string][]float32{"f16": {0.5, -1, 65504}, "bf16": {1, -2.5, 3.0040553e38}}[n] // 3e38 rounds to 0x7F62 in bfloat16
-		assert.Equal(t, want, try(torch.ToSlice[float32](up)).must(t), n)
+		assert.Equal(t, want, vals[float32](t, up), n)
 	}
-	assert.Equal(t, []int64{-(1 << 62), 0, 7, 1 << 62}, try(torch.ToSlice[int64](check("i64", torch.Int64, []int64{2, 2}))).must(t))
-	assert.Equal(t, []int32{-7, 0, math.MaxInt32}, try(torch.ToSlice[int32](check("i32", torch.Int32, []int64{3}))).must(t))
-	assert.Equal(t, []uint8{0, 1, 255}, try(torch.ToSlice[uint8](check("u8", torch.Uint8, []int64{3}))).must(t))
-	assert.Equal(t, []bool{true, false, true, true}, try(torch.ToSlice[bool](check("bool", torch.Bool, []int64{4}))).must(t))
-	assert.Equal(t, 42.0, try(check("scalar", torch.Float32, []int64{}).Item()).must(t))
+	assert.Equal(t, []int64{-(1 << 62), 0, 7, 1 << 62}, vals[int64](t, check("i64", torch.Int64, []int64{2, 2})))
+	assert.Equal(t, []int32{-7, 0, math.MaxInt32}, vals[int32](t, check("i32", torch.Int32, []int64{3})))
+	assert.Equal(t, []uint8{0, 1, 255}, vals[uint8](t, check("u8", torch.Uint8, []int64{3})))
+	assert.Equal(t, []bool{true, false, true, true}, vals[bool](t, check("bool", torch.Bool, []int64{4})))
+	assert.Equal(t, 42.0, item(t, check("scalar", torch.Float32, []int64{})))
 	assert.Equal(t, int64(0), check("empty", torch.Float32, []int64{0, 3}).Numel())
 
 	// The reference files carry their generator's metadata too.

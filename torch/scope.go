@@ -37,12 +37,13 @@ func WithScope(f func(s *Scope) *Tensor) (*Tensor, error) {
 // adopt adds an unpublished tensor to s; false when s is closed.
 func (s *Scope) adopt(t *Tensor) bool {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.closed {
+		s.mu.Unlock()
 		return false
 	}
 	t.scope = s
 	s.owned = append(s.owned, t)
+	s.mu.Unlock()
 	return true
 }
 

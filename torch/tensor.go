@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Tensor is a handle to a libtorch tensor, or a failed value.
@@ -157,35 +158,76 @@ func FirstErr(ts ...*Tensor) error {
 	return nil
 }
 
-// gcPressure is the safety net's accounting: libtorch's memory is invisible
-// to Go's GC, so when the bytes that live handles hold double since the
-// last collection (and exceed 64 MiB), a collection runs in the background
-// and the cleanups of unreachable tensors free them.
+// gcPressure is the safety net's accounting. libtorch's memory is
+// invisible to Go's GC (an unowned tensor is a few dozen bytes of Go heap
+// however large its storage), so the package watches the bytes that live
+// handles hold (LiveBytes, read every gcCheckEvery unowned tensors: a
+// cheap cgo call) and starts a collection in the background, whose
+// cleanups free the unreachable tensors, when they exceed gcThreshold and
+// twice the baseline. The baseline is the lowest LiveBytes seen since the
+// last collection (its result, lowered when Close or a scope frees memory,
+// so that a large free leaves no stale, high baseline behind). Like the
+// GC's assists, a goroutine that makes unowned tensors faster than a
+// running collection frees them waits for it once LiveBytes reaches four
+// times the baseline (and twice gcThreshold): memory stays bounded
+// whatever the load.
 var (
 	gcCount     atomic.Int64
 	gcBaseline  atomic.Int64
-	gcRunning   atomic.Bool
-	gcThreshold int64 = 64 << 20
+	gcMu        sync.Mutex
+	gcDone      chan struct{} // closed when the running collection ends; nil when none runs
+	gcThreshold int64         = 64 << 20
 )
 
+const gcCheckEvery = 8
+
 func gcPressure() {
-	if gcCount.Add(1)&31 != 0 {
+	if gcCount.Add(1)%gcCheckEvery != 0 {
 		return
 	}
 	b := LiveBytes()
 	base := gcBaseline.Load()
+	for b < base && !gcBaseline.CompareAndSwap(base, b) {
+		base = gcBaseline.Load()
+	}
 	if b < gcThreshold || b < 2*base {
 		return
 	}
-	if !gcRunning.CompareAndSwap(false, true) {
-		return
+	gcMu.Lock()
+	done := gcDone
+	if done == nil {
+		gcDone = make(chan struct{})
+		go collect(gcDone)
 	}
-	go func() {
-		runtime.GC()
-		runtime.GC() // cleanups queued by the first collection run, then are swept
-		gcBaseline.Store(LiveBytes())
-		gcRunning.Store(false)
+	gcMu.Unlock()
+	if done != nil && b >= max(2*gcThreshold, 4*base) {
+		<-done
+	}
+}
+
+// collect runs a collection for gcPressure, sets the new baseline once the
+// cleanups it queued have run, and closes done.
+func collect(done chan struct{}) {
+	defer func() {
+		gcMu.Lock()
+		gcDone = nil
+		gcMu.Unlock()
+		close(done)
 	}()
+	runtime.GC()
+	runtime.GC() // the cleanups of the first collection are queued by now
+	// The cleanups run on their own goroutine: wait (briefly) until they
+	// stop lowering LiveBytes, so that the baseline is what survived.
+	prev := LiveBytes()
+	for i := 0; i < 20; i++ {
+		time.Sleep(time.Millisecond)
+		b := LiveBytes()
+		if b >= prev {
+			break
+		}
+		prev = b
+	}
+	gcBaseline.Store(prev)
 }
 
 // Size returns the tensor's shape, or an error if it is closed or failed.

@@ -111,10 +111,11 @@ func fails(check func(t testing.TB)) (bool, string) {
 	return f.failed, f.msg.String()
 }
 
+// tensor makes a 1-D tensor of data that is freed when the test ends.
 func tensor[T torch.Element](t *testing.T, data ...T) *torch.Tensor {
 	t.Helper()
-	x, err := torch.FromSlice(data)
-	require.NoError(t, err)
+	x := torch.FromSlice(data)
+	require.NoError(t, x.Err())
 	t.Cleanup(func() { x.Close() })
 	return x
 }
@@ -135,6 +136,7 @@ func TestRequireClose(t *testing.T) {
 		{"NaN", tensor(t, 1.0, math.NaN(), 4.0), 1, "not finite"},
 		{"Inf", tensor(t, 1.0, math.Inf(-1), 4.0), 1, "not finite"},
 		{"nil", nil, 1, "nil"},
+		{"failed", torch.FromSlice([]float64{1}, 2), 1, "dtype"},
 	} {
 		failed, msg := fails(func(tb testing.TB) { reftest.RequireClose(tb, "x", c.got, want, c.tol) })
 		require.Equal(t, c.fail != "", failed, "%s: %s", c.name, msg)
