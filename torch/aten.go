@@ -145,7 +145,7 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 	}()
 	for i, a := range args {
 		ca := &cargs[i]
-		name := fmt.Sprintf("argument %d", i)
+		name := positional(i)
 		if i < len(o.argNames) {
 			name = o.argNames[i]
 		}
@@ -161,7 +161,7 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 			ca.kind = C.CG_ARG_TENSORS
 			hs := make([]C.cg_tensor, len(v))
 			for j, t := range v {
-				hs[j] = c.in(fmt.Sprintf("%s[%d]", name, j), t)
+				hs[j] = c.inAt(name, j, t)
 			}
 			ca.n = C.int(len(v))
 			if len(hs) > 0 {
@@ -172,7 +172,9 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 			ca.kind = C.CG_ARG_OPT_TENSORS
 			hs := make([]C.cg_tensor, len(v))
 			for j, t := range v {
-				hs[j] = c.opt(fmt.Sprintf("%s[%d]", name, j), t)
+				if t != nil {
+					hs[j] = c.inAt(name, j, t)
+				}
 			}
 			ca.n = C.int(len(v))
 			if len(hs) > 0 {
@@ -284,4 +286,20 @@ func appendArgName(names []string, decl string) []string {
 	}
 	f := strings.Fields(decl)
 	return append(names, f[len(f)-1])
+}
+
+var positionalNames = func() []string {
+	n := make([]string, 32)
+	for i := range n {
+		n[i] = fmt.Sprintf("argument %d", i)
+	}
+	return n
+}()
+
+// positional names argument i when the schema gave no name.
+func positional(i int) string {
+	if i < len(positionalNames) {
+		return positionalNames[i]
+	}
+	return "argument"
 }

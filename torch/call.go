@@ -32,12 +32,16 @@ func begin(op string) call { return call{op: op} }
 func (c *call) ok() bool { return c.err == nil }
 
 // in locks a required operand and returns its handle (nil after a failure).
-func (c *call) in(arg string, t *Tensor) C.cg_tensor {
+func (c *call) in(arg string, t *Tensor) C.cg_tensor { return c.inAt(arg, -1, t) }
+
+// inAt is in for entry idx of a list argument (idx < 0: not a list); the
+// name "arg[idx]" is only formatted for an error.
+func (c *call) inAt(arg string, idx int, t *Tensor) C.cg_tensor {
 	if c.err != nil {
 		return nil
 	}
 	if t == nil {
-		c.err = argErrorf(c.op, arg, "nil tensor")
+		c.err = argErrorf(c.op, listArg(arg, idx), "nil tensor")
 		return nil
 	}
 	if t.err != nil {
@@ -53,7 +57,7 @@ func (c *call) in(arg string, t *Tensor) C.cg_tensor {
 	t.mu.RLock()
 	if t.h == nil {
 		t.mu.RUnlock()
-		c.err = argErrorf(c.op, arg, "use of closed tensor")
+		c.err = argErrorf(c.op, listArg(arg, idx), "use of closed tensor")
 		return nil
 	}
 	if c.n < len(c.locked) {
@@ -81,6 +85,13 @@ func (c *call) holds(t *Tensor) bool {
 		}
 	}
 	return false
+}
+
+func listArg(arg string, idx int) string {
+	if idx < 0 {
+		return arg
+	}
+	return argIndex(arg, idx)
 }
 
 // opt is in for an optional operand: nil gives a NULL handle.
