@@ -5,12 +5,36 @@
 
 using cg::T;
 
+
+namespace {
+
+// below_autograd is true when no input requires grad (or grad mode is
+// off): an out-of-place, non-view op then has nothing for autograd to
+// record, and skipping its Autograd and ADInplaceOrView kernels saves
+// about 70 ns of dispatch per call (what PyTorch's kernels do themselves
+// with AutoDispatchBelowADInplaceOrView). Views and in-place ops must not
+// take this path: ADInplaceOrView tracks their version counters and view
+// metadata.
+inline bool below_autograd(const at::Tensor &a) {
+  return !a.requires_grad() || !at::GradMode::is_enabled();
+}
+inline bool below_autograd(const at::Tensor &a, const at::Tensor &b) {
+  return (!a.requires_grad() && !b.requires_grad()) ||
+         !at::GradMode::is_enabled();
+}
+
+}  // namespace
+
 extern "C" {
 
 cg_err cg_unary(int op, cg_tensor h, cg_tensor *out) {
   CG_TRY
   const at::Tensor &a = T(h);
   at::Tensor r;
+  // CONTIGUOUS may return a and T is a view: they keep the full dispatch.
+  c10::optional<at::AutoDispatchBelowADInplaceOrView> below;
+  if (op != CG_U_CONTIGUOUS && op != CG_U_T && below_autograd(a))
+    below.emplace();
   switch (op) {
     case CG_U_NEG: r = a.neg(); break;
     case CG_U_SQRT: r = a.sqrt(); break;
@@ -44,6 +68,8 @@ cg_err cg_binary(int op, cg_tensor ha, cg_tensor hb, cg_tensor *out) {
   const at::Tensor &a = T(ha);
   const at::Tensor &b = T(hb);
   at::Tensor r;
+  c10::optional<at::AutoDispatchBelowADInplaceOrView> below;
+  if (below_autograd(a, b)) below.emplace();
   switch (op) {
     case CG_B_ADD: r = a.add(b); break;
     case CG_B_SUB: r = a.sub(b); break;
@@ -64,6 +90,8 @@ cg_err cg_binary_scalar(int op, cg_tensor ha, double s, cg_tensor *out) {
   CG_TRY
   const at::Tensor &a = T(ha);
   at::Tensor r;
+  c10::optional<at::AutoDispatchBelowADInplaceOrView> below;
+  if (below_autograd(a)) below.emplace();
   switch (op) {
     case CG_B_ADD: r = a.add(s); break;
     case CG_B_SUB: r = a.sub(s); break;
