@@ -371,8 +371,7 @@ type tied struct {
 
 func TestApplySharedLayer(t *testing.T) {
 	require.NoError(t, torch.ManualSeed(17))
-	lin, err := module.NewLinear(6, 6, true)
-	require.NoError(t, err)
+	lin := torch.Must(module.NewLinear(6, 6, true))
 	m := &tied{Enc: lin, Dec: lin}
 	module.Child(&m.Base, "enc", &m.Enc)
 	module.Child(&m.Base, "dec", &m.Dec)
@@ -535,16 +534,14 @@ type rigid struct {
 
 func TestApplyRollback(t *testing.T) {
 	require.NoError(t, torch.ManualSeed(8))
-	a, err := module.NewLinear(4, 4, false)
-	require.NoError(t, err)
-	b, err := module.NewLinear(4, 4, false)
-	require.NoError(t, err)
+	a := torch.Must(module.NewLinear(4, 4, false))
+	b := torch.Must(module.NewLinear(4, 4, false))
 	m := &rigid{A: a, B: b}
 	module.Child(&m.Base, "a", &m.A)
 	module.Child(&m.Base, "b", &m.B)
 	defer module.Close(m)
 
-	_, err = lora.Apply(m, lora.Config{R: 2, TargetModules: []string{"a", "b"}})
+	_, err := lora.Apply(m, lora.Config{R: 2, TargetModules: []string{"a", "b"}})
 	require.Error(t, err)
 	require.Contains(t, err.Error(), "lora: Apply: b:")
 	require.Contains(t, err.Error(), "declare the field as module.Layer")

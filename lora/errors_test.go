@@ -15,9 +15,25 @@ import (
 	"github.com/golora/golora/torch"
 )
 
-func newLinearErr(in, out int64, bias bool, r int64, opts ...lora.Option) func() error {
+// loraLayer is what lora.Linear and lora.Embedding have in common.
+type loraLayer interface {
+	module.Layer
+	Rank() int64
+	Alpha() float64
+	Scaling() float64
+	Merged() bool
+	Merge() error
+	Unmerge() error
+}
+
+// ctorErr returns a func that runs build and returns its error, closing
+// the layer it built; a nil layer without an error panics.
+func ctorErr[L interface {
+	*lora.Linear | *lora.Embedding
+	loraLayer
+}](build func() (L, error)) func() error {
 	return func() error {
-		l, err := lora.NewLinear(in, out, bias, r, opts...)
+		l, err := build()
 		if l != nil {
 			module.Close(l)
 		}
@@ -28,17 +44,32 @@ func newLinearErr(in, out int64, bias bool, r int64, opts ...lora.Option) func()
 	}
 }
 
+func newLinearErr(in, out int64, bias bool, r int64, opts ...lora.Option) func() error {
+	return ctorErr(func() (*lora.Linear, error) { return lora.NewLinear(in, out, bias, r, opts...) })
+}
+
 func newEmbeddingErr(num, dim, r int64, opts ...lora.Option) func() error {
-	return func() error {
-		e, err := lora.NewEmbedding(num, dim, r, opts...)
-		if e != nil {
-			module.Close(e)
-		}
-		if err == nil && e == nil {
-			panic("nil layer and nil error")
-		}
-		return err
+	return ctorErr(func() (*lora.Embedding, error) { return lora.NewEmbedding(num, dim, r, opts...) })
+}
+
+// accessors is what a layer's accessors report; dims are InFeatures and
+// OutFeatures, or NumEmbeddings and EmbeddingDim.
+type accessors struct {
+	rank           int64
+	alpha, scaling float64
+	dims           [2]int64
+	merged         bool
+}
+
+func accessorsOf(l loraLayer) accessors {
+	a := accessors{rank: l.Rank(), alpha: l.Alpha(), scaling: l.Scaling(), merged: l.Merged()}
+	switch l := l.(type) {
+	case *lora.Linear:
+		a.dims = [2]int64{l.InFeatures(), l.OutFeatures()}
+	case *lora.Embedding:
+		a.dims = [2]int64{l.NumEmbeddings(), l.EmbeddingDim()}
 	}
+	return a
 }
 
 func TestErrorsRank(t *testing.T) {
@@ -211,18 +242,21 @@ func TestErrorsClosedLayer(t *testing.T) {
 	s := newScope(t)
 	x := torch.Zeros([]int64{2, 4}, torch.In(s))
 	idx := s.Own(torch.FromSlice([]int64{1, 2}))
-	l, err := lora.NewLinear(4, 3, true, 2)
-	require.NoError(t, err)
-	module.Close(l)
-	requireFailed(t, l.Forward(x), "LoraLinear", "closed tensor")
-	requireErr(t, l.Merge, "Linear.Merge", "closed tensor")
-	require.False(t, l.Merged())
-	e, err := lora.NewEmbedding(4, 3, 2)
-	require.NoError(t, err)
-	module.Close(e)
-	requireFailed(t, e.Forward(idx), "LoraEmbedding", "closed tensor")
-	requireErr(t, e.Merge, "Embedding.Merge", "closed tensor")
-	require.False(t, e.Merged())
+	for _, tc := range []struct {
+		name  string
+		build func() (loraLayer, error)
+		in    *torch.Tensor
+	}{
+		{"Linear", func() (loraLayer, error) { return lora.NewLinear(4, 3, true, 2) }, x},
+		{"Embedding", func() (loraLayer, error) { return lora.NewEmbedding(4, 3, 2) }, idx},
+	} {
+		l, err := tc.build()
+		require.NoError(t, err)
+		module.Close(l)
+		requireFailed(t, l.Forward(tc.in), "Lora"+tc.name, "closed tensor")
+		requireErr(t, l.Merge, tc.name+".Merge", "closed tensor")
+		require.False(t, l.Merged())
+	}
 }
 
 // The accessors never panic: on a nil layer they return zero values, and
@@ -235,43 +269,23 @@ func TestAccessorsNeverPanic(t *testing.T) {
 	x := torch.Zeros([]int64{2, 4}, torch.In(s))
 	idx := s.Own(torch.FromSlice([]int64{1, 2}))
 
-	var nl *lora.Linear
-	notPanics(t, "nil *Linear accessors", func() {
-		require.Equal(t, int64(0), nl.Rank())
-		require.Equal(t, 0.0, nl.Alpha())
-		require.Equal(t, 0.0, nl.Scaling())
-		require.Equal(t, int64(0), nl.InFeatures())
-		require.Equal(t, int64(0), nl.OutFeatures())
-		require.False(t, nl.Merged())
-	})
-	notPanics(t, "nil *Linear Forward", func() { requireFailed(t, nl.Forward(x), "weight", "nil tensor") })
-	requireErr(t, nl.Merge, "Linear.Merge", "nil layer")
-	requireErr(t, nl.Unmerge, "Linear.Unmerge", "nil layer")
-
-	var ne *lora.Embedding
-	notPanics(t, "nil *Embedding accessors", func() {
-		require.Equal(t, int64(0), ne.Rank())
-		require.Equal(t, 0.0, ne.Alpha())
-		require.Equal(t, 0.0, ne.Scaling())
-		require.Equal(t, int64(0), ne.NumEmbeddings())
-		require.Equal(t, int64(0), ne.EmbeddingDim())
-		require.False(t, ne.Merged())
-	})
-	notPanics(t, "nil *Embedding Forward", func() { requireFailed(t, ne.Forward(idx), "weight", "nil tensor") })
-	requireErr(t, ne.Merge, "Embedding.Merge", "nil layer")
-	requireErr(t, ne.Unmerge, "Embedding.Unmerge", "nil layer")
+	for _, tc := range []struct {
+		name  string
+		layer loraLayer // a nil pointer
+		in    *torch.Tensor
+	}{{"Linear", (*lora.Linear)(nil), x}, {"Embedding", (*lora.Embedding)(nil), idx}} {
+		notPanics(t, "nil *"+tc.name+" accessors", func() { require.Equal(t, accessors{}, accessorsOf(tc.layer)) })
+		notPanics(t, "nil *"+tc.name+" Forward", func() { requireFailed(t, tc.layer.Forward(tc.in), "weight", "nil tensor") })
+		requireErr(t, tc.layer.Merge, tc.name+".Merge", "nil layer")
+		requireErr(t, tc.layer.Unmerge, tc.name+".Unmerge", "nil layer")
+	}
 
 	l, err := lora.NewLinear(4, 3, true, 2, lora.WithAlpha(3))
 	require.NoError(t, err)
 	require.NoError(t, l.Merge())
 	module.Close(l)
 	notPanics(t, "closed *Linear accessors", func() {
-		require.Equal(t, int64(2), l.Rank())
-		require.Equal(t, 3.0, l.Alpha())
-		require.Equal(t, 1.5, l.Scaling())
-		require.Equal(t, int64(4), l.InFeatures())
-		require.Equal(t, int64(3), l.OutFeatures())
-		require.True(t, l.Merged())
+		require.Equal(t, accessors{rank: 2, alpha: 3, scaling: 1.5, dims: [2]int64{4, 3}, merged: true}, accessorsOf(l))
 	})
 	requireErr(t, l.Unmerge, "Linear.Unmerge", "closed tensor")
 	require.True(t, l.Merged(), "a failed Unmerge changes nothing")
@@ -280,11 +294,6 @@ func TestAccessorsNeverPanic(t *testing.T) {
 	require.NoError(t, err)
 	module.Close(e)
 	notPanics(t, "closed *Embedding accessors", func() {
-		require.Equal(t, int64(2), e.Rank())
-		require.Equal(t, 2.0, e.Alpha())
-		require.Equal(t, 1.0, e.Scaling())
-		require.Equal(t, int64(6), e.NumEmbeddings())
-		require.Equal(t, int64(5), e.EmbeddingDim())
-		require.False(t, e.Merged())
+		require.Equal(t, accessors{rank: 2, alpha: 2, scaling: 1, dims: [2]int64{6, 5}}, accessorsOf(e))
 	})
 }

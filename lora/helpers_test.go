@@ -16,11 +16,7 @@ import (
 )
 
 // newScope returns a scope that is closed when the test ends.
-func newScope(t testing.TB) *torch.Scope {
-	s := torch.NewScope()
-	t.Cleanup(s.Close)
-	return s
-}
+func newScope(t testing.TB) *torch.Scope { return reftest.Scope(t) }
 
 // own adopts x into a scope closed with the test and fails the test if x
 // failed.

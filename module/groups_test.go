@@ -21,7 +21,6 @@ func groupNames(g module.ParamGroup) []string {
 // rest go to the default group, each trainable parameter exactly once.
 func TestGroups(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	require.NoError(t, module.Freeze(n.Embed))
 
 	gs, err := module.Groups(n,

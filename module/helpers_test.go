@@ -2,8 +2,9 @@ package module_test
 
 import (
 	"fmt"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -28,11 +29,7 @@ func loadRefs(t *testing.T) *reftest.File {
 }
 
 // newScope returns a scope closed when t ends.
-func newScope(t testing.TB) *torch.Scope {
-	s := torch.NewScope()
-	t.Cleanup(s.Close)
-	return s
-}
+func newScope(t testing.TB) *torch.Scope { return reftest.Scope(t) }
 
 // own returns a handle to x (a reference tensor, say) that belongs to s,
 // so that ops on it put their results in s; x itself is left alone.
@@ -109,14 +106,7 @@ func snapshot(t *testing.T, m module.Module) map[string][]uint64 {
 	return out
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // TestMain checks that the tests left no tensor live and reports the largest
 // relative errors against PyTorch.

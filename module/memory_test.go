@@ -56,7 +56,6 @@ func TestNoLeakBuildAndClose(t *testing.T) {
 
 func TestNoLeakForward(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	drop := newDropNet(t)
 	defer module.Close(drop)
 	outer := newScope(t)

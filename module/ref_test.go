@@ -246,10 +246,13 @@ var netOrder = []string{
 // blocks.1 8·4+4, norm 4+4, head 4·3+3.
 const netTotal = 40 + 4 + 40 + 36 + 8 + 15
 
+// newNet builds a Net after torch.ManualSeed(seed); it is closed when t
+// ends (closing it earlier is harmless).
 func newNet(t *testing.T, seed uint64, opts ...torch.Option) *Net {
 	t.Helper()
 	require.NoError(t, torch.ManualSeed(seed))
 	n := &Net{}
+	t.Cleanup(func() { module.Close(n) })
 	var err error
 	n.Embed, err = module.NewEmbedding(10, 4, opts...)
 	require.NoError(t, err)
@@ -288,7 +291,6 @@ func TestLoadPythonStateDict(t *testing.T) {
 	require.Equal(t, netOrder, order, "the hand-written order is PyTorch's named_parameters order")
 
 	n := newNet(t, 5)
-	defer module.Close(n)
 	require.Equal(t, order, names(n), "NamedParameters follows named_parameters")
 
 	require.NoError(t, module.Load(n, netStatePath))
@@ -335,7 +337,6 @@ func TestLoadPythonStateDictIntoWrongModel(t *testing.T) {
 	// A Net whose head has no bias and whose norm is wider: the file has
 	// an unexpected key and two misshaped ones.
 	n := newNet(t, 5)
-	defer module.Close(n)
 	noBias, err := module.NewLinear(4, 3, false)
 	require.NoError(t, err)
 	wide, err := module.NewLayerNorm([]int64{5})
@@ -362,7 +363,6 @@ func TestNetFloat64(t *testing.T) {
 	// Loading converts dtypes: the float32 file loads into a float64 model.
 	r := loadRefs(t)
 	n := newNet(t, 5, torch.WithDType(torch.Float64))
-	defer module.Close(n)
 	require.NoError(t, module.Load(n, netStatePath))
 	for _, p := range module.NamedParameters(n) {
 		require.Equal(t, torch.Float64, p.Tensor.DType(), p.Name)

@@ -16,7 +16,6 @@ import (
 
 func TestNamedParametersNested(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 
 	ps := module.NamedParameters(n)
 	require.Equal(t, netOrder, names(n))
@@ -168,7 +167,6 @@ func TestNilChildrenAndParametersAreSkipped(t *testing.T) {
 
 func TestRegistrationPanics(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	var x *torch.Tensor
 	require.PanicsWithValue(t, `module: "pos" registered twice`, func() { n.Param("pos", &x) })
 	require.PanicsWithValue(t, `module: "head" registered twice`, func() { n.Param("head", &x) })
@@ -183,7 +181,6 @@ func TestRegistrationPanics(t *testing.T) {
 
 func TestFreezeParametersCount(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 
 	total, trainable := module.Count(n)
 	require.Equal(t, int64(netTotal), total)
@@ -405,7 +402,6 @@ type fixed struct {
 
 func TestSetChild(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	s := newScope(t)
 	ids := s.Own(torch.FromSlice([]int64{0, 5}))
 	before := n.Forward(ids)

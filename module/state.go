@@ -2,6 +2,7 @@ package module
 
 import (
 	"fmt"
+	"maps"
 	"path"
 	"slices"
 	"sort"
@@ -98,6 +99,15 @@ func makeStateOptions(fn string, opts []StateOption) (stateOptions, error) {
 		}
 	}
 	return o, nil
+}
+
+// mapKey returns the name WithKeyMap maps key to (key itself without a
+// key map), and false when the key map drops it.
+func (o *stateOptions) mapKey(key string) (string, bool) {
+	if o.keyMap == nil {
+		return key, true
+	}
+	return o.keyMap(key)
 }
 
 func (o *stateOptions) ignored(key string) bool {
@@ -203,21 +213,13 @@ func load(fn string, m Module, sd map[string]*torch.Tensor, strict, fresh bool, 
 	e := &StateDictError{}
 	src := map[string]*torch.Tensor{}
 	from := map[string]string{}
-	keys := make([]string, 0, len(sd))
-	for k := range sd {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(sd)) {
 		if o.ignored(k) {
 			continue
 		}
-		name := k
-		if o.keyMap != nil {
-			var ok bool
-			if name, ok = o.keyMap(k); !ok {
-				continue
-			}
+		name, ok := o.mapKey(k)
+		if !ok {
+			continue
 		}
 		if !targets[name] {
 			if !(o.skipTransient && transient[name]) {
@@ -351,12 +353,7 @@ func Save(m Module, path string, metadata map[string]string, opts ...StateOption
 	out := map[string]*torch.Tensor{}
 	from := map[string]string{}
 	sd := StateDict(m)
-	names := make([]string, 0, len(sd))
-	for k := range sd {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range slices.Sorted(maps.Keys(sd)) {
 		if o.ignored(name) {
 			continue
 		}
@@ -375,12 +372,9 @@ func Save(m Module, path string, metadata map[string]string, opts ...StateOption
 			}
 			t = v
 		}
-		key := name
-		if o.keyMap != nil {
-			var ok bool
-			if key, ok = o.keyMap(name); !ok {
-				continue
-			}
+		key, ok := o.mapKey(name)
+		if !ok {
+			continue
 		}
 		if prev, dup := from[key]; dup {
 			return fmt.Errorf("module: Save: %s and %s both map to key %q", prev, name, key)
@@ -419,11 +413,8 @@ func loadFile(fn string, m Module, file string, strict bool, opts []StateOption)
 		if o.ignored(key) {
 			return false
 		}
-		if o.keyMap != nil {
-			_, ok := o.keyMap(key)
-			return ok
-		}
-		return true
+		_, ok := o.mapKey(key)
+		return ok
 	}
 	sd, _, err := torch.LoadSafetensors(file, torch.LoadOnly(keep))
 	if err != nil {

@@ -20,12 +20,10 @@ import (
 func TestSaveLoadRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "net.safetensors")
 	a := newNet(t, 1)
-	defer module.Close(a)
 	require.NoError(t, module.Freeze(a.Embed))
 	require.NoError(t, module.Save(a, path, map[string]string{"epoch": "3", "base": "tiny"}))
 
 	b := newNet(t, 2)
-	defer module.Close(b)
 	sa, sb := snapshot(t, a), snapshot(t, b)
 	for _, name := range netOrder {
 		if name == "norm.weight" || name == "norm.bias" {
@@ -78,9 +76,7 @@ func TestSaveLoadScalarParameter(t *testing.T) {
 
 func TestLoadStateDictConvertsDType(t *testing.T) {
 	a := newNet(t, 1, torch.WithDType(torch.Float64))
-	defer module.Close(a)
 	b := newNet(t, 2)
-	defer module.Close(b)
 	s := newScope(t)
 	require.NoError(t, module.LoadStateDict(b, module.StateDict(a)))
 	for _, p := range module.NamedParameters(b) {
@@ -92,7 +88,6 @@ func TestLoadStateDictConvertsDType(t *testing.T) {
 
 func TestLoadStateDictErrors(t *testing.T) {
 	other := newNet(t, 9)
-	defer module.Close(other)
 	s := newScope(t)
 	wide := s.Own(torch.Ones([]int64{5}))
 	extra := s.Own(torch.Zeros([]int64{2, 2}))
@@ -160,7 +155,6 @@ func TestLoadStateDictErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			n := newNet(t, 1)
-			defer module.Close(n)
 			before := snapshot(t, n)
 			err := module.LoadStateDict(n, sd(c.edit))
 			require.Error(t, err)
@@ -195,7 +189,6 @@ func TestLoadStateDictErrors(t *testing.T) {
 
 	// The message names every kind.
 	n := newNet(t, 1)
-	defer module.Close(n)
 	err := module.LoadStateDict(n, sd(func(m map[string]*torch.Tensor) {
 		delete(m, "pos")
 		m["extra.weight"] = extra
@@ -208,9 +201,7 @@ func TestLoadStateDictErrors(t *testing.T) {
 
 func TestLoadStateDictPartial(t *testing.T) {
 	other := newNet(t, 9)
-	defer module.Close(other)
 	n := newNet(t, 1)
-	defer module.Close(n)
 	before := snapshot(t, n)
 	want := snapshot(t, other)
 
@@ -295,9 +286,7 @@ func TestLoadStateDictAliasing(t *testing.T) {
 // copied the earlier keys by then, or converted silently.
 func TestLoadStateDictAllOrNothing(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	other := newNet(t, 2)
-	defer module.Close(other)
 	before := snapshot(t, n)
 	s := newScope(t)
 	ints := s.Own(torch.FromSlice([]int64{1, 2, 3}))
@@ -436,7 +425,6 @@ func TestKeyMapAndTransform(t *testing.T) {
 
 func TestLoadFileErrors(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	before := snapshot(t, n)
 	live := torch.LiveTensors()
 

@@ -128,7 +128,6 @@ func TestToTiedAndGradients(t *testing.T) {
 
 func TestToFloat64KeepsTrainability(t *testing.T) {
 	n := newNet(t, 1)
-	defer module.Close(n)
 	require.NoError(t, module.Freeze(n.Blocks))
 	before := map[string][]float64{}
 	trainable := map[string]bool{}

@@ -2,11 +2,6 @@ package torch_test
 
 import (
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"math"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -35,142 +30,43 @@ import (
 // explicit formula softmax(q·kᵀ/√E + mask)·v evaluated in float64 (PyTorch
 // 1.13 has no F.scaled_dot_product_attention; 2.x runs fused kernels with
 // another summation order) and rounded to the case's dtype, so a float32
-// result is compared with the float64 truth: atenTolTruth32.
+// result is compared with the float64 truth: atenTolTruth32 (helpers_test.go).
 
-const atenRegen = "/usr/bin/python3 torch/testdata/gen_ops_aten.py"
-
-// atenTolTruth32 bounds float32 results against a float64 truth: a few
-// float32 roundings (ε = 6e-8) in each of the matmul, softmax and matmul
-// of attention over sums of at most 8 terms, measured against the tensor's
-// largest magnitude (reftest.RelErr).
-const atenTolTruth32 = 2e-6
-
-// atenCase is one entry of the "cases" metadata of ops_aten_*.safetensors.
-type atenCase struct {
-	Name    string     `json:"name"`
-	Op      string     `json:"op"`
-	Params  atenParams `json:"params"`
-	NIn     int        `json:"n_in"`
-	NOut    int        `json:"n_out"`
-	Grad    []int      `json:"grad"`
-	Exact   bool       `json:"exact"`
-	CPUOnly bool       `json:"cpu_only"`
-	Truth   bool       `json:"truth"`
+// atenSuite replays the cases of gen_ops_aten.py's files. Results are
+// compared with atenCompare; empty_like has arbitrary values.
+var atenSuite = &refSuite{
+	regen:     "/usr/bin/python3 torch/testdata/gen_ops_aten.py",
+	ops:       atenOps,
+	shapeOnly: map[string]bool{"empty_like": true},
+	compare:   atenCompare,
 }
 
-// atenParams are a case's op parameters. The accessors panic on a missing
-// or mistyped key; atenRun turns the panic into a failure naming the case.
-type atenParams map[string]any
-
-func (p atenParams) get(k string) any {
-	v, ok := p[k]
-	if !ok {
-		panic(fmt.Sprintf("missing param %q", k))
-	}
-	return v
+func (p refParams) castDType() torch.DType {
+	return named(p, "dtype", map[string]torch.DType{"bfloat16": torch.BFloat16, "float16": torch.Float16})
 }
-
-func (p atenParams) f(k string) float64 {
-	if s, ok := p.get(k).(string); ok && s == "inf" { // JSON has no infinity
-		return math.Inf(1)
-	}
-	return p.get(k).(float64)
-}
-
-func (p atenParams) i(k string) int64 {
-	v := p.f(k)
-	if v != math.Trunc(v) {
-		panic(fmt.Sprintf("param %q = %v is not an integer", k, v))
-	}
-	return int64(v)
-}
-
-func (p atenParams) b(k string) bool { return p.get(k).(bool) }
-
-func (p atenParams) s(k string) string { return p.get(k).(string) }
-
-// ints returns an int list; JSON null gives nil (PyTorch's None: all dims).
-func (p atenParams) ints(k string) []int64 {
-	raw := p.get(k)
-	if raw == nil {
-		return nil
-	}
-	vs := raw.([]any)
-	out := make([]int64, len(vs))
-	for j, v := range vs {
-		out[j] = int64(v.(float64))
-	}
-	return out
-}
-
-func (p atenParams) reduction() torch.Reduction {
-	switch p.s("reduction") {
-	case "none":
-		return torch.ReductionNone
-	case "mean":
-		return torch.ReductionMean
-	case "sum":
-		return torch.ReductionSum
-	}
-	panic("unknown reduction " + p.s("reduction"))
-}
-
-func (p atenParams) castDType() torch.DType {
-	switch p.s("dtype") {
-	case "bfloat16":
-		return torch.BFloat16
-	case "float16":
-		return torch.Float16
-	}
-	panic("unknown dtype " + p.s("dtype"))
-}
-
-// atenRunner runs one op on the inputs (already on the test device) and
-// returns its outputs; failures come back as failed tensors. t is for the
-// checks a runner makes itself (in-place identity, _foreach against the
-// per-tensor ops).
-type atenRunner func(t *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor
-
-func atenTs(xs ...*torch.Tensor) []*torch.Tensor { return xs }
-
-func atenUnary(f func(*torch.Tensor) *torch.Tensor) atenRunner {
-	return func(_ *testing.T, in []*torch.Tensor, _ atenParams) []*torch.Tensor { return atenTs(f(in[0])) }
-}
-
-func atenBinary(f func(a, b *torch.Tensor) *torch.Tensor) atenRunner {
-	return func(_ *testing.T, in []*torch.Tensor, _ atenParams) []*torch.Tensor { return atenTs(f(in[0], in[1])) }
-}
-
-func atenScalar(f func(*torch.Tensor, float64) *torch.Tensor) atenRunner {
-	return func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(f(in[0], p.f("s")))
-	}
-}
-
-func atenPair(a, b *torch.Tensor) []*torch.Tensor { return atenTs(a, b) }
 
 // atenSeeded reseeds the default generator first, as the generator does.
-func atenSeeded(f atenRunner) atenRunner {
-	return func(t *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		require.NoError(t, torch.ManualSeed(uint64(p.i("seed"))))
-		return f(t, in, p)
+func atenSeeded(f refOp) refOp {
+	return func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		require.NoError(env.t, torch.ManualSeed(uint64(p.i("seed"))))
+		return f(env, in, p)
 	}
 }
 
 // atenInplace runs an in-place op on a clone of in[0] and checks that it
 // returns its receiver.
-func atenInplace(f func(x *torch.Tensor, in []*torch.Tensor, p atenParams) *torch.Tensor) atenRunner {
-	return func(t *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+func atenInplace(f func(x *torch.Tensor, in []*torch.Tensor, p refParams) *torch.Tensor) refOp {
+	return func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		x := in[0].Clone()
 		r := f(x, in[1:], p)
-		require.NoError(t, r.Err())
-		require.Same(t, x, r, "an in-place op returns its receiver")
-		return atenTs(x)
+		require.NoError(env.t, r.Err())
+		require.Same(env.t, x, r, "an in-place op returns its receiver")
+		return one(x)
 	}
 }
 
 // atenLists splits the inputs of a _foreach case into its lists of n.
-func atenLists(in []*torch.Tensor, p atenParams) [][]*torch.Tensor {
+func atenLists(in []*torch.Tensor, p refParams) [][]*torch.Tensor {
 	n := int(p.i("n"))
 	var out [][]*torch.Tensor
 	for k := 0; k+n <= len(in); k += n {
@@ -192,22 +88,22 @@ func atenClones(xs []*torch.Tensor) []*torch.Tensor {
 // against the per-tensor op, which the generator's reference is too: bit
 // for bit on the CPU (libtorch's CPU _foreach kernels are that loop), within
 // the dtype's tolerance on CUDA (fused kernels).
-func atenForeach(multi func(ls [][]*torch.Tensor, p atenParams) ([]*torch.Tensor, error),
-	single func(k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor) atenRunner {
-	return func(t *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+func atenForeach(multi func(ls [][]*torch.Tensor, p refParams) ([]*torch.Tensor, error),
+	single func(k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor) refOp {
+	return func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		ls := atenLists(in, p)
 		got, err := multi(ls, p)
-		require.NoError(t, err)
-		require.NoError(t, torch.FirstErr(got...))
-		require.Len(t, got, len(ls[0]))
+		require.NoError(env.t, err)
+		require.NoError(env.t, torch.FirstErr(got...))
+		require.Len(env.t, got, len(ls[0]))
 		for k := range ls[0] {
 			want := single(k, ls, p)
-			require.NoError(t, want.Err())
+			require.NoError(env.t, want.Err())
 			label := fmt.Sprintf("_foreach result %d against the per-tensor op", k)
 			if dev := in[0].Device(); dev.IsCUDA() {
-				reftest.RequireClose(t, label, got[k], want, reftest.Tolerance(want.DType(), dev))
+				reftest.RequireClose(env.t, label, got[k], want, reftest.Tolerance(want.DType(), dev))
 			} else {
-				reftest.RequireBitwise(t, label, got[k], want)
+				reftest.RequireBitwise(env.t, label, got[k], want)
 			}
 		}
 		return got
@@ -216,19 +112,19 @@ func atenForeach(multi func(ls [][]*torch.Tensor, p atenParams) ([]*torch.Tensor
 
 // atenForeachInplace is atenForeach for the in-place _foreach ops: multi
 // updates the clones of the first list, single the clone of one entry.
-func atenForeachInplace(multi func(dst []*torch.Tensor, ls [][]*torch.Tensor, p atenParams) error,
-	single func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor) atenRunner {
+func atenForeachInplace(multi func(dst []*torch.Tensor, ls [][]*torch.Tensor, p refParams) error,
+	single func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor) refOp {
 	return atenForeach(
-		func(ls [][]*torch.Tensor, p atenParams) ([]*torch.Tensor, error) {
+		func(ls [][]*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
 			dst := atenClones(ls[0])
 			return dst, multi(dst, ls, p)
 		},
-		func(k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return single(ls[0][k].Clone(), k, ls, p)
 		})
 }
 
-func atenSDPA(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+func atenSDPA(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 	q, k, v := in[0], in[1], in[2]
 	if g, ok := p["groups"]; ok && g.(float64) > 1 {
 		// Grouped-query attention: each key/value head serves g query heads.
@@ -239,133 +135,101 @@ func atenSDPA(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
 	if len(in) == 4 {
 		mask = in[3]
 	}
-	return atenTs(torch.ScaledDotProductAttention(q, k, v, mask, 0, p.b("causal")))
+	return one(torch.ScaledDotProductAttention(q, k, v, mask, 0, p.b("causal")))
 }
 
 // atenOps maps the op names of gen_ops_aten.py to golora calls.
-var atenOps = map[string]atenRunner{
+var atenOps = map[string]refOp{
 	// Maths.
-	"cos":        atenUnary((*torch.Tensor).Cos),
-	"sin":        atenUnary((*torch.Tensor).Sin),
-	"rsqrt":      atenUnary((*torch.Tensor).Rsqrt),
-	"reciprocal": atenUnary((*torch.Tensor).Reciprocal),
-	"square":     atenUnary((*torch.Tensor).Square),
-	"abs":        atenUnary((*torch.Tensor).Abs),
-	"clamp": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Clamp(p.f("min"), p.f("max")))
+	"cos":        unaryOp((*torch.Tensor).Cos),
+	"sin":        unaryOp((*torch.Tensor).Sin),
+	"rsqrt":      unaryOp((*torch.Tensor).Rsqrt),
+	"reciprocal": unaryOp((*torch.Tensor).Reciprocal),
+	"square":     unaryOp((*torch.Tensor).Square),
+	"abs":        unaryOp((*torch.Tensor).Abs),
+	"clamp": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Clamp(p.f("min"), p.f("max")))
 	},
-	"clamp_min": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].ClampMin(p.f("min")))
+	"clamp_min": floatOp("min", (*torch.Tensor).ClampMin),
+	"clamp_max": floatOp("max", (*torch.Tensor).ClampMax),
+	"clamp_tensor": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		bounds := optionalInputs(in, p, "min", "max")
+		return one(in[0].ClampTensor(bounds[0], bounds[1]))
 	},
-	"clamp_max": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].ClampMax(p.f("max")))
+	"minimum":    binaryOp((*torch.Tensor).Minimum),
+	"maximum":    binaryOp((*torch.Tensor).Maximum),
+	"min":        unaryOp((*torch.Tensor).Min),
+	"pow_tensor": binaryOp((*torch.Tensor).PowTensor),
+	"min_dim":    dimPairOp((*torch.Tensor).MinDim),
+	"cumsum":     intOp("dim", (*torch.Tensor).Cumsum),
+	"var": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Var(p.ints("dims"), p.i("correction"), p.b("keepdim")))
 	},
-	"clamp_tensor": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		var lo, hi *torch.Tensor
-		k := 1
-		if p.b("min") {
-			lo = in[k]
-			k++
-		}
-		if p.b("max") {
-			hi = in[k]
-		}
-		return atenTs(in[0].ClampTensor(lo, hi))
+	"var_mean": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return two(in[0].VarMean(p.ints("dims"), p.i("correction"), p.b("keepdim")))
 	},
-	"minimum":    atenBinary((*torch.Tensor).Minimum),
-	"maximum":    atenBinary((*torch.Tensor).Maximum),
-	"min":        atenUnary((*torch.Tensor).Min),
-	"pow_tensor": atenBinary((*torch.Tensor).PowTensor),
-	"min_dim": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenPair(in[0].MinDim(p.i("dim"), p.b("keepdim")))
-	},
-	"cumsum": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Cumsum(p.i("dim")))
-	},
-	"var": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Var(p.ints("dims"), p.i("correction"), p.b("keepdim")))
-	},
-	"var_mean": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenPair(in[0].VarMean(p.ints("dims"), p.i("correction"), p.b("keepdim")))
-	},
-	"mean_dims": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].MeanDims(p.ints("dims"), p.b("keepdim")))
-	},
-	"norm": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Norm(p.f("p"), p.ints("dims"), p.b("keepdim")))
+	"mean_dims": dimsOp((*torch.Tensor).MeanDims),
+	"norm": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Norm(p.f("p"), p.ints("dims"), p.b("keepdim")))
 	},
 
 	// Comparisons and logic.
-	"eq":          atenBinary((*torch.Tensor).Eq),
-	"ne":          atenBinary((*torch.Tensor).Ne),
-	"lt":          atenBinary((*torch.Tensor).Lt),
-	"le":          atenBinary((*torch.Tensor).Le),
-	"gt":          atenBinary((*torch.Tensor).Gt),
-	"ge":          atenBinary((*torch.Tensor).Ge),
-	"eq_scalar":   atenScalar((*torch.Tensor).EqScalar),
-	"ne_scalar":   atenScalar((*torch.Tensor).NeScalar),
-	"lt_scalar":   atenScalar((*torch.Tensor).LtScalar),
-	"le_scalar":   atenScalar((*torch.Tensor).LeScalar),
-	"gt_scalar":   atenScalar((*torch.Tensor).GtScalar),
-	"ge_scalar":   atenScalar((*torch.Tensor).GeScalar),
-	"logical_and": atenBinary((*torch.Tensor).LogicalAnd),
-	"logical_or":  atenBinary((*torch.Tensor).LogicalOr),
-	"logical_not": atenUnary((*torch.Tensor).LogicalNot),
+	"eq":          binaryOp((*torch.Tensor).Eq),
+	"ne":          binaryOp((*torch.Tensor).Ne),
+	"lt":          binaryOp((*torch.Tensor).Lt),
+	"le":          binaryOp((*torch.Tensor).Le),
+	"gt":          binaryOp((*torch.Tensor).Gt),
+	"ge":          binaryOp((*torch.Tensor).Ge),
+	"eq_scalar":   scalarOp((*torch.Tensor).EqScalar),
+	"ne_scalar":   scalarOp((*torch.Tensor).NeScalar),
+	"lt_scalar":   scalarOp((*torch.Tensor).LtScalar),
+	"le_scalar":   scalarOp((*torch.Tensor).LeScalar),
+	"gt_scalar":   scalarOp((*torch.Tensor).GtScalar),
+	"ge_scalar":   scalarOp((*torch.Tensor).GeScalar),
+	"logical_and": binaryOp((*torch.Tensor).LogicalAnd),
+	"logical_or":  binaryOp((*torch.Tensor).LogicalOr),
+	"logical_not": unaryOp((*torch.Tensor).LogicalNot),
 
 	// Shapes.
-	"expand": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Expand(p.ints("size")...))
+	"expand": intsOp("size", (*torch.Tensor).Expand),
+	"repeat": intsOp("repeats", (*torch.Tensor).Repeat),
+	"repeat_interleave": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].RepeatInterleave(p.i("n"), p.i("dim")))
 	},
-	"repeat": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Repeat(p.ints("repeats")...))
+	"unsqueeze":   intOp("dim", (*torch.Tensor).Unsqueeze),
+	"squeeze":     unaryOp((*torch.Tensor).Squeeze),
+	"squeeze_dim": intOp("dim", (*torch.Tensor).SqueezeDim),
+	"flatten": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Flatten(p.i("start"), p.i("end")))
 	},
-	"repeat_interleave": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].RepeatInterleave(p.i("n"), p.i("dim")))
-	},
-	"unsqueeze": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Unsqueeze(p.i("dim")))
-	},
-	"squeeze": atenUnary((*torch.Tensor).Squeeze),
-	"squeeze_dim": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].SqueezeDim(p.i("dim")))
-	},
-	"flatten": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Flatten(p.i("start"), p.i("end")))
-	},
-	"chunk": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"chunk": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return in[0].Chunk(p.i("n"), p.i("dim"))
 	},
-	"split": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"split": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return in[0].Split(p.i("size"), p.i("dim"))
 	},
-	"split_sizes": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"split_sizes": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return in[0].SplitSizes(p.ints("sizes"), p.i("dim"))
 	},
-	"gather": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Gather(p.i("dim"), in[1]))
+	"gather": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Gather(p.i("dim"), in[1]))
 	},
-	"scatter": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Scatter(p.i("dim"), in[1], in[2]))
+	"scatter": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Scatter(p.i("dim"), in[1], in[2]))
 	},
-	"scatter_value": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].ScatterValue(p.i("dim"), in[1], p.f("value")))
+	"scatter_value": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].ScatterValue(p.i("dim"), in[1], p.f("value")))
 	},
-	"where": func(_ *testing.T, in []*torch.Tensor, _ atenParams) []*torch.Tensor {
-		return atenTs(torch.Where(in[0], in[1], in[2]))
+	"where": func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor {
+		return one(torch.Where(in[0], in[1], in[2]))
 	},
-	"where_scalar": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(torch.WhereScalar(in[0], in[1], p.f("value")))
+	"where_scalar": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(torch.WhereScalar(in[0], in[1], p.f("value")))
 	},
-	"triu": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Triu(p.i("diagonal")))
-	},
-	"tril": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Tril(p.i("diagonal")))
-	},
-	"one_hot": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].OneHot(p.i("n")))
-	},
-	"index": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"triu":    intOp("diagonal", (*torch.Tensor).Triu),
+	"tril":    intOp("diagonal", (*torch.Tensor).Tril),
+	"one_hot": intOp("n", (*torch.Tensor).OneHot),
+	"index": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		nones := map[int64]bool{}
 		for _, k := range p.ints("nones") {
 			nones[k] = true
@@ -376,250 +240,174 @@ var atenOps = map[string]atenRunner{
 				idx[k], rest = rest[0], rest[1:]
 			}
 		}
-		return atenTs(in[0].Index(idx...))
+		return one(in[0].Index(idx...))
 	},
 
 	// Creation like another tensor.
-	"zeros_like": atenUnary((*torch.Tensor).ZerosLike),
-	"ones_like":  atenUnary((*torch.Tensor).OnesLike),
-	"full_like": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].FullLike(p.f("value")))
-	},
-	"empty_like": atenUnary((*torch.Tensor).EmptyLike), // shape and dtype only (atenShapeOnly)
-	"rand_like":  atenSeeded(atenUnary((*torch.Tensor).RandLike)),
-	"randn_like": atenSeeded(atenUnary((*torch.Tensor).RandnLike)),
+	"zeros_like": unaryOp((*torch.Tensor).ZerosLike),
+	"ones_like":  unaryOp((*torch.Tensor).OnesLike),
+	"full_like":  floatOp("value", (*torch.Tensor).FullLike),
+	"empty_like": unaryOp((*torch.Tensor).EmptyLike), // shape and dtype only (atenSuite.shapeOnly)
+	"rand_like":  atenSeeded(unaryOp((*torch.Tensor).RandLike)),
+	"randn_like": atenSeeded(unaryOp((*torch.Tensor).RandnLike)),
 
 	// Sampling.
-	"topk": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenPair(in[0].Topk(p.i("k"), p.i("dim"), p.b("largest")))
+	"topk": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return two(in[0].Topk(p.i("k"), p.i("dim"), p.b("largest")))
 	},
-	"sort": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenPair(in[0].Sort(p.i("dim"), p.b("descending")))
+	"sort": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return two(in[0].Sort(p.i("dim"), p.b("descending")))
 	},
-	"argsort": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Argsort(p.i("dim"), p.b("descending")))
+	"argsort": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Argsort(p.i("dim"), p.b("descending")))
 	},
-	"multinomial": atenSeeded(func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].Multinomial(p.i("n"), p.b("replacement")))
+	"multinomial": atenSeeded(func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].Multinomial(p.i("n"), p.b("replacement")))
 	}),
 
 	// Networks.
-	"gelu_tanh": atenUnary((*torch.Tensor).GeluTanh),
-	"conv1d": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"gelu_tanh": unaryOp((*torch.Tensor).GeluTanh),
+	"conv1d": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var b *torch.Tensor
 		if p.b("bias") {
 			b = in[2]
 		}
-		return atenTs(torch.Conv1d(in[0], in[1], b, p.i("stride"), p.i("padding"), p.i("dilation"), p.i("groups")))
+		return one(torch.Conv1d(in[0], in[1], b, p.i("stride"), p.i("padding"), p.i("dilation"), p.i("groups")))
 	},
-	"embedding_padded": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(torch.EmbeddingPadded(in[0], in[1], p.i("padding_idx")))
+	"embedding_padded": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(torch.EmbeddingPadded(in[0], in[1], p.i("padding_idx")))
 	},
-	"cross_entropy_with": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"cross_entropy_with": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		o := torch.CrossEntropyOptions{Reduction: p.reduction(), IgnoreIndex: p.i("ignore_index"),
 			LabelSmoothing: p.f("label_smoothing")}
 		if p.b("weight") {
 			o.Weight = in[2]
 		}
-		return atenTs(torch.CrossEntropyWith(in[0], in[1], o))
+		return one(torch.CrossEntropyWith(in[0], in[1], o))
 	},
-	"nll_loss": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
+	"nll_loss": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		var w *torch.Tensor
 		if p.b("weight") {
 			w = in[2]
 		}
-		return atenTs(torch.NLLLoss(in[0], in[1], w, p.reduction(), p.i("ignore_index")))
+		return one(torch.NLLLoss(in[0], in[1], w, p.reduction(), p.i("ignore_index")))
 	},
 	"sdpa": atenSDPA,
 
 	// In place.
-	"mul_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, _ atenParams) *torch.Tensor { return x.Mul_(o[0]) }),
-	"mul_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p atenParams) *torch.Tensor {
+	"mul_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, _ refParams) *torch.Tensor { return x.Mul_(o[0]) }),
+	"mul_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.MulScalar_(p.f("s"))
 	}),
-	"add_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"add_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Add_(o[0], p.f("alpha"))
 	}),
-	"add_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p atenParams) *torch.Tensor {
+	"add_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.AddScalar_(p.f("s"))
 	}),
-	"sub_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"sub_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Sub_(o[0], p.f("alpha"))
 	}),
-	"div_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, _ atenParams) *torch.Tensor { return x.Div_(o[0]) }),
-	"div_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p atenParams) *torch.Tensor {
+	"div_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, _ refParams) *torch.Tensor { return x.Div_(o[0]) }),
+	"div_scalar_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.DivScalar_(p.f("s"))
 	}),
-	"addcmul_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"addcmul_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Addcmul_(o[0], o[1], p.f("value"))
 	}),
-	"addcdiv_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"addcdiv_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Addcdiv_(o[0], o[1], p.f("value"))
 	}),
-	"lerp_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"lerp_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Lerp_(o[0], p.f("weight"))
 	}),
-	"sqrt_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, _ atenParams) *torch.Tensor { return x.Sqrt_() }),
-	"zero_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, _ atenParams) *torch.Tensor { return x.Zero_() }),
-	"clamp_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p atenParams) *torch.Tensor {
+	"sqrt_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, _ refParams) *torch.Tensor { return x.Sqrt_() }),
+	"zero_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, _ refParams) *torch.Tensor { return x.Zero_() }),
+	"clamp_": atenInplace(func(x *torch.Tensor, _ []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.Clamp_(p.f("min"), p.f("max"))
 	}),
-	"masked_fill_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p atenParams) *torch.Tensor {
+	"masked_fill_": atenInplace(func(x *torch.Tensor, o []*torch.Tensor, p refParams) *torch.Tensor {
 		return x.MaskedFill_(o[0], p.f("value"))
 	}),
 
 	// _foreach, checked against the per-tensor ops as well.
 	"foreach_mul_": atenForeachInplace(
-		func(dst []*torch.Tensor, _ [][]*torch.Tensor, p atenParams) error {
+		func(dst []*torch.Tensor, _ [][]*torch.Tensor, p refParams) error {
 			return torch.ForeachMul_(dst, p.f("s"))
 		},
-		func(x *torch.Tensor, _ int, _ [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(x *torch.Tensor, _ int, _ [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return x.MulScalar_(p.f("s"))
 		}),
 	"foreach_add_": atenForeachInplace(
-		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p atenParams) error {
+		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p refParams) error {
 			return torch.ForeachAdd_(dst, ls[1], p.f("alpha"))
 		},
-		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return x.Add_(ls[1][k], p.f("alpha"))
 		}),
 	"foreach_addcmul_": atenForeachInplace(
-		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p atenParams) error {
+		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p refParams) error {
 			return torch.ForeachAddcmul_(dst, ls[1], ls[2], p.f("value"))
 		},
-		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return x.Addcmul_(ls[1][k], ls[2][k], p.f("value"))
 		}),
 	"foreach_addcdiv_": atenForeachInplace(
-		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p atenParams) error {
+		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p refParams) error {
 			return torch.ForeachAddcdiv_(dst, ls[1], ls[2], p.f("value"))
 		},
-		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return x.Addcdiv_(ls[1][k], ls[2][k], p.f("value"))
 		}),
 	"foreach_lerp_": atenForeachInplace(
-		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p atenParams) error {
+		func(dst []*torch.Tensor, ls [][]*torch.Tensor, p refParams) error {
 			return torch.ForeachLerp_(dst, ls[1], p.f("weight"))
 		},
-		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(x *torch.Tensor, k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return x.Lerp_(ls[1][k], p.f("weight"))
 		}),
 	"foreach_zero_": atenForeachInplace(
-		func(dst []*torch.Tensor, _ [][]*torch.Tensor, _ atenParams) error { return torch.ForeachZero_(dst) },
-		func(x *torch.Tensor, _ int, _ [][]*torch.Tensor, _ atenParams) *torch.Tensor { return x.Zero_() }),
+		func(dst []*torch.Tensor, _ [][]*torch.Tensor, _ refParams) error { return torch.ForeachZero_(dst) },
+		func(x *torch.Tensor, _ int, _ [][]*torch.Tensor, _ refParams) *torch.Tensor { return x.Zero_() }),
 	"foreach_sqrt": atenForeach(
-		func(ls [][]*torch.Tensor, _ atenParams) ([]*torch.Tensor, error) {
+		func(ls [][]*torch.Tensor, _ refParams) ([]*torch.Tensor, error) {
 			return torch.ForeachSqrt(ls[0]), nil
 		},
-		func(k int, ls [][]*torch.Tensor, _ atenParams) *torch.Tensor { return ls[0][k].Sqrt() }),
+		func(k int, ls [][]*torch.Tensor, _ refParams) *torch.Tensor { return ls[0][k].Sqrt() }),
 	"foreach_norm": atenForeach(
-		func(ls [][]*torch.Tensor, p atenParams) ([]*torch.Tensor, error) {
+		func(ls [][]*torch.Tensor, p refParams) ([]*torch.Tensor, error) {
 			return torch.ForeachNorm(ls[0], p.f("p")), nil
 		},
-		func(k int, ls [][]*torch.Tensor, p atenParams) *torch.Tensor {
+		func(k int, ls [][]*torch.Tensor, p refParams) *torch.Tensor {
 			return ls[0][k].Norm(p.f("p"), nil, false)
 		}),
 
 	// Casts.
-	"to": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].To(p.castDType()))
+	"to": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].To(p.castDType()))
 	},
-	"cast_roundtrip": func(_ *testing.T, in []*torch.Tensor, p atenParams) []*torch.Tensor {
-		return atenTs(in[0].To(p.castDType()).To(in[0].DType()))
+	"cast_roundtrip": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
+		return one(in[0].To(p.castDType()).To(in[0].DType()))
 	},
-}
-
-// atenShapeOnly lists the ops whose values are arbitrary (uninitialised
-// memory): only their dtype, shape and device are compared.
-var atenShapeOnly = map[string]bool{"empty_like": true}
-
-// atenFile is a loaded reference file and its cases.
-type atenFile struct {
-	*reftest.File
-	cases []atenCase
-}
-
-func atenLoad(t *testing.T, name string) *atenFile {
-	t.Helper()
-	f := reftest.Load(t, filepath.Join("testdata", name), atenRegen)
-	var cases []atenCase
-	f.DecodeMeta(t, "cases", &cases)
-	require.NotEmptyf(t, cases, "%s: no cases", f.Path)
-	return &atenFile{File: f, cases: cases}
-}
-
-func (f *atenFile) tensor(t *testing.T, c atenCase, kind string, i int) *torch.Tensor {
-	t.Helper()
-	return f.Tensor(t, fmt.Sprintf("%s.%s.%d", c.Name, kind, i))
-}
-
-// atenBits reads any tensor as comparable bit patterns: floats by their
-// bits (float16 and bfloat16 widened to float32, which is exact), integers
-// and bools by value.
-func atenBits(t testing.TB, x *torch.Tensor) []uint64 {
-	t.Helper()
-	conv := func(n int, f func(int) uint64) []uint64 {
-		out := make([]uint64, n)
-		for i := range out {
-			out[i] = f(i)
-		}
-		return out
-	}
-	switch x.DType() {
-	case torch.Float32, torch.Float64:
-		return reftest.Bits(t, x)
-	case torch.Float16, torch.BFloat16:
-		w := x.To(torch.Float32)
-		require.NoError(t, w.Err())
-		defer w.Close()
-		return reftest.Bits(t, w)
-	case torch.Int64:
-		v := torch.Must(torch.ToSlice[int64](x))
-		return conv(len(v), func(i int) uint64 { return uint64(v[i]) })
-	case torch.Int32:
-		v := torch.Must(torch.ToSlice[int32](x))
-		return conv(len(v), func(i int) uint64 { return uint64(v[i]) })
-	case torch.Uint8:
-		v := torch.Must(torch.ToSlice[uint8](x))
-		return conv(len(v), func(i int) uint64 { return uint64(v[i]) })
-	case torch.Bool:
-		v := torch.Must(torch.ToSlice[bool](x))
-		return conv(len(v), func(i int) uint64 {
-			if v[i] {
-				return 1
-			}
-			return 0
-		})
-	}
-	require.FailNowf(t, "atenBits", "unsupported dtype %v", x.DType())
-	return nil
 }
 
 // atenRequireExact fails t unless got has want's dtype and shape and the
-// same bit patterns (atenBits).
+// same elements: integers and bools by value, floats by bit pattern
+// (exactSlice).
 func atenRequireExact(t testing.TB, label string, got, want *torch.Tensor) {
 	t.Helper()
 	require.Equalf(t, want.DType(), got.DType(), "%s: dtype", label)
 	require.Equalf(t, want.Shape(), got.Shape(), "%s: shape", label)
-	g, w := atenBits(t, got), atenBits(t, want)
-	bad, first := 0, -1
-	for i := range w {
-		if g[i] != w[i] {
-			if first < 0 {
-				first = i
-			}
-			bad++
-		}
-	}
-	if bad > 0 {
+	g, w := exactSlice(t, got), exactSlice(t, want)
+	if bad, first := mismatches(g, w); bad > 0 {
 		require.FailNowf(t, "not bitwise equal", "%s: %d of %d elements differ; first at flat index %d: got bits %#x, want %#x",
 			label, bad, len(w), first, g[first], w[first])
 	}
 }
 
 // atenCompare compares one result: bitwise for exact cases and for
-// non-float dtypes, else within tol. It returns the relative error (0 when
-// exact).
+// non-float dtypes, else within tol and finite (reftest.RequireClose). It
+// returns the relative error (0 when exact).
 func atenCompare(t testing.TB, label string, got, want *torch.Tensor, exact bool, tol float64) float64 {
 	t.Helper()
 	if exact || !want.DType().IsFloat() {
@@ -629,127 +417,9 @@ func atenCompare(t testing.TB, label string, got, want *torch.Tensor, exact bool
 	return reftest.RequireClose(t, label, got, want, tol)
 }
 
-// atenTolerance is the bound for a result of dtype dt of case c on dev.
-func atenTolerance(c atenCase, dt torch.DType, dev torch.Device) float64 {
-	tol := reftest.Tolerance(dt, dev)
-	if c.Truth && dt == torch.Float32 && tol < atenTolTruth32 {
-		tol = atenTolTruth32
-	}
-	return tol
-}
+func TestAtenRefFloat32(t *testing.T) { atenSuite.runFile(t, "ops_aten_float32.safetensors") }
 
-// atenRun replays one case on dev and compares its outputs and gradients.
-func atenRun(t *testing.T, f *atenFile, c atenCase, dev torch.Device, stats *reftest.MaxErrors) {
-	run, ok := atenOps[c.Op]
-	require.Truef(t, ok, "case %s: op %q has no Go runner in atenOps", c.Name, c.Op)
-	if c.CPUOnly {
-		dev = torch.CPU // seeded draws: CUDA's generator draws other numbers
-	}
-	s := torch.NewScope()
-	defer s.Close()
-
-	wantGrad := map[int]bool{}
-	for _, i := range c.Grad {
-		wantGrad[i] = true
-	}
-	in := make([]*torch.Tensor, c.NIn)
-	for i := range in {
-		src := f.tensor(t, c, "in", i)
-		var x *torch.Tensor
-		if dev.IsCUDA() {
-			x = s.Own(src.To(dev))
-		} else {
-			x = s.Own(src.Detach()) // a fresh leaf: requires_grad must not stick to the file's tensor
-		}
-		require.NoError(t, x.Err())
-		if wantGrad[i] {
-			require.NoError(t, x.SetRequiresGrad(true))
-		}
-		in[i] = x
-	}
-
-	var outs []*torch.Tensor
-	func() {
-		defer func() {
-			if r := recover(); r != nil {
-				require.FailNowf(t, "panic", "case %s (%s): %v", c.Name, c.Op, r)
-			}
-		}()
-		outs = run(t, in, c.Params)
-	}()
-	require.NoErrorf(t, torch.FirstErr(outs...), "case %s (%s)", c.Name, c.Op)
-	for _, o := range outs {
-		if o.Scope() == nil {
-			s.Own(o)
-		}
-	}
-	require.Lenf(t, outs, c.NOut, "case %s: outputs", c.Name)
-
-	var loss *torch.Tensor
-	for j, o := range outs {
-		assert.Equalf(t, dev, o.Device(), "case %s: output %d device", c.Name, j)
-		want := f.tensor(t, c, "out", j)
-		label := fmt.Sprintf("%s out %d", c.Name, j)
-		if atenShapeOnly[c.Op] {
-			require.Equalf(t, want.DType(), o.DType(), "%s: dtype", label)
-			require.Equalf(t, want.Shape(), o.Shape(), "%s: shape", label)
-			continue
-		}
-		e := atenCompare(t, label, o, want, c.Exact, atenTolerance(c, want.DType(), dev))
-		if want.DType() == torch.Float32 || want.DType() == torch.Float64 {
-			stats.Note(atenStatKey(c, want.DType(), dev, "value"), c.Name, e)
-		}
-		w, ok := f.Tensors[fmt.Sprintf("%s.w.%d", c.Name, j)]
-		if !ok {
-			continue
-		}
-		term := o.Mul(s.Own(w.To(dev))).Sum()
-		if loss == nil {
-			loss = term
-		} else {
-			loss = loss.Add(term)
-		}
-	}
-	if len(c.Grad) == 0 {
-		return
-	}
-	require.NotNilf(t, loss, "case %s: gradients expected but no output has a loss weight", c.Name)
-	require.NoErrorf(t, loss.Err(), "case %s: loss", c.Name)
-	require.NoErrorf(t, loss.Backward(), "case %s: backward", c.Name)
-	for _, i := range c.Grad {
-		g := in[i].Grad()
-		require.NotNilf(t, g, "case %s: input %d has no gradient after backward", c.Name, i)
-		require.NoError(t, g.Err())
-		want := f.tensor(t, c, "grad", i)
-		e := atenCompare(t, fmt.Sprintf("%s grad %d", c.Name, i), g, want, c.Exact, atenTolerance(c, want.DType(), dev))
-		stats.Note(atenStatKey(c, want.DType(), dev, "grad"), c.Name, e)
-	}
-}
-
-func atenStatKey(c atenCase, dt torch.DType, dev torch.Device, kind string) string {
-	if c.Truth {
-		kind += "(f64 truth)"
-	}
-	return fmt.Sprintf("%v/%v/%s", dt, dev, kind)
-}
-
-func atenRunFile(t *testing.T, name string) {
-	f := atenLoad(t, name)
-	dev := reftest.Device(t)
-	stats := &reftest.MaxErrors{}
-	start := reftest.SettledLiveTensors()
-	for _, c := range f.cases {
-		t.Run(c.Name, func(t *testing.T) { atenRun(t, f, c, dev, stats) })
-	}
-	// Every case's scope freed what it made: ops, gradients, _foreach results.
-	assert.Equal(t, start, reftest.SettledLiveTensors(), "LiveTensors after the cases")
-	t.Logf("%s: %d cases on %v (torch %s; file from torch %s)", name, len(f.cases), dev, torch.Version(), f.Meta["torch_version"])
-	stats.Log(t, "")
-}
-
-func TestAtenRefFloat32(t *testing.T) { atenRunFile(t, "ops_aten_float32.safetensors") }
-
-func TestAtenRefFloat64(t *testing.T) { atenRunFile(t, "ops_aten_float64.safetensors") }
+func TestAtenRefFloat64(t *testing.T) { atenSuite.runFile(t, "ops_aten_float64.safetensors") }
 
 // atenGoOps maps every exported function and method of ops_aten.go to the
 // reference op that covers it. A new op fails TestAtenCoverage until it is
@@ -784,27 +454,16 @@ var atenGoOps = map[string]string{
 // ops_aten.go has reference cases in both files, and that every op of the
 // files has a runner.
 func TestAtenCoverage(t *testing.T) {
-	fset := token.NewFileSet()
-	file, err := parser.ParseFile(fset, "ops_aten.go", nil, 0)
-	require.NoError(t, err)
 	var exported []string
-	for _, d := range file.Decls {
-		if fd, ok := d.(*ast.FuncDecl); ok && fd.Name.IsExported() {
+	for _, fd := range opsAtenFuncs(t) {
+		if fd.Name.IsExported() {
 			exported = append(exported, fd.Name.Name)
 		}
 	}
 	require.NotEmpty(t, exported)
 
 	for _, name := range []string{"ops_aten_float32.safetensors", "ops_aten_float64.safetensors"} {
-		f := atenLoad(t, name)
-		seen := map[string]int{}
-		for _, c := range f.cases {
-			seen[c.Op]++
-			assert.Containsf(t, atenOps, c.Op, "%s: case %s has no Go runner", name, c.Name)
-		}
-		for op := range atenOps {
-			assert.Positivef(t, seen[op], "%s: op %q has no reference case (gen_ops_aten.py)", name, op)
-		}
+		seen := atenSuite.countOps(t, name)
 		for _, fn := range exported {
 			op, ok := atenGoOps[fn]
 			if assert.Truef(t, ok, "%s of ops_aten.go is not mapped in atenGoOps", fn) {

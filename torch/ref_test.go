@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"go/ast"
-	"go/parser"
-	"go/token"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -28,54 +26,20 @@ import (
 //
 // Regenerate the files with `/usr/bin/python3 torch/testdata/gen_refs.py`.
 
-// refCase is one entry of a reference file's "cases" metadata.
-type refCase struct {
-	Name    string    `json:"name"`
-	Op      string    `json:"op"`
-	Params  refParams `json:"params"`
-	NIn     int       `json:"n_in"`
-	NOut    int       `json:"n_out"`
-	Grad    []int     `json:"grad"`
-	Exact   bool      `json:"exact"`
-	CPUOnly bool      `json:"cpu_only"`
+// opsSuite replays the cases of gen_refs.py's files. Exact cases (seeded
+// draws, dropout masks) run on the CPU: see helpers_test.go.
+var opsSuite = &refSuite{
+	regen:       "/usr/bin/python3 torch/testdata/gen_refs.py",
+	ops:         refOps,
+	exactOnCPU:  true,
+	strictScope: true,
+	compare:     compare,
 }
 
-// refParams are a case's op parameters. The accessors panic on a missing or
-// mistyped key; runRef turns the panic into a test failure naming the case.
-type refParams map[string]any
-
-func (p refParams) get(k string) any {
-	v, ok := p[k]
-	if !ok {
-		panic(fmt.Sprintf("missing param %q", k))
-	}
-	return v
-}
+// The parameters of gen_refs.py's ops besides the shared ones
+// (helpers_test.go).
 
 func (p refParams) has(k string) bool { _, ok := p[k]; return ok }
-
-func (p refParams) f(k string) float64 { return p.get(k).(float64) }
-
-func (p refParams) i(k string) int64 {
-	v := p.f(k)
-	if v != math.Trunc(v) {
-		panic(fmt.Sprintf("param %q = %v is not an integer", k, v))
-	}
-	return int64(v)
-}
-
-func (p refParams) b(k string) bool { return p.get(k).(bool) }
-
-func (p refParams) s(k string) string { return p.get(k).(string) }
-
-func (p refParams) ints(k string) []int64 {
-	vs := p.get(k).([]any)
-	out := make([]int64, len(vs))
-	for j, v := range vs {
-		out[j] = int64(v.(float64))
-	}
-	return out
-}
 
 func (p refParams) pair(k string) [2]int64 {
 	v := p.ints(k)
@@ -86,83 +50,17 @@ func (p refParams) pair(k string) [2]int64 {
 }
 
 func (p refParams) dtype(k string) torch.DType {
-	switch p.s(k) {
-	case "float32":
-		return torch.Float32
-	case "float64":
-		return torch.Float64
-	case "int64":
-		return torch.Int64
-	case "int32":
-		return torch.Int32
-	}
-	panic("unknown dtype " + p.s(k))
-}
-
-func (p refParams) reduction() torch.Reduction {
-	switch p.s("reduction") {
-	case "none":
-		return torch.ReductionNone
-	case "mean":
-		return torch.ReductionMean
-	case "sum":
-		return torch.ReductionSum
-	}
-	panic("unknown reduction " + p.s("reduction"))
+	return named(p, k, map[string]torch.DType{
+		"float32": torch.Float32, "float64": torch.Float64, "int64": torch.Int64, "int32": torch.Int32})
 }
 
 func (p refParams) fan() torch.FanMode {
-	switch p.s("mode") {
-	case "fan_in":
-		return torch.FanIn
-	case "fan_out":
-		return torch.FanOut
-	}
-	panic("unknown mode " + p.s("mode"))
+	return named(p, "mode", map[string]torch.FanMode{"fan_in": torch.FanIn, "fan_out": torch.FanOut})
 }
 
 func (p refParams) nonlinearity() torch.Nonlinearity {
-	switch p.s("nonlinearity") {
-	case "leaky_relu":
-		return torch.LeakyReLU
-	case "relu":
-		return torch.ReLU
-	case "linear":
-		return torch.LinearGain
-	case "tanh":
-		return torch.TanhGain
-	case "sigmoid":
-		return torch.SigmoidGain
-	}
-	panic("unknown nonlinearity " + p.s("nonlinearity"))
-}
-
-// refEnv is what a refOp needs besides its inputs: the test (for the calls
-// that return an error, such as ManualSeed and the initialisers), the
-// case's scope (creation functions make their tensors in it; ops on the
-// inputs put their results there by themselves) and the device.
-type refEnv struct {
-	t   testing.TB
-	s   *torch.Scope
-	dev torch.Device
-}
-
-// refOp runs one op of the Go API on the inputs (already on the device, in
-// env.s) and returns its outputs. A failure comes back as failed tensors.
-type refOp func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor
-
-func one(t *torch.Tensor) []*torch.Tensor { return []*torch.Tensor{t} }
-
-func unaryOp(f func(*torch.Tensor) *torch.Tensor) refOp {
-	return func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor { return one(f(in[0])) }
-}
-
-func binaryOp(f func(a, b *torch.Tensor) *torch.Tensor) refOp {
-	return func(_ refEnv, in []*torch.Tensor, _ refParams) []*torch.Tensor { return one(f(in[0], in[1])) }
-}
-
-func scalarOp(f func(*torch.Tensor, float64) *torch.Tensor) refOp {
-	return func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor { return one(f(in[0], p.f("s"))) }
+	return named(p, "nonlinearity", map[string]torch.Nonlinearity{"leaky_relu": torch.LeakyReLU, "relu": torch.ReLU,
+		"linear": torch.LinearGain, "tanh": torch.TanhGain, "sigmoid": torch.SigmoidGain})
 }
 
 // seededCreate covers Randn and Rand; seededInit the in-place initialisers.
@@ -208,15 +106,9 @@ var refOps = map[string]refOp{
 	"transpose": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Transpose(p.i("d0"), p.i("d1")))
 	},
-	"permute": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].Permute(p.ints("dims")...))
-	},
-	"reshape": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].Reshape(p.ints("shape")...))
-	},
-	"view": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].View(p.ints("shape")...))
-	},
+	"permute": intsOp("dims", (*torch.Tensor).Permute),
+	"reshape": intsOp("shape", (*torch.Tensor).Reshape),
+	"view":    intsOp("shape", (*torch.Tensor).View),
 	"contiguous": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].Transpose(p.i("d0"), p.i("d1")).Contiguous())
 	},
@@ -262,36 +154,17 @@ var refOps = map[string]refOp{
 	"mean":       unaryOp((*torch.Tensor).Mean),
 	"max":        unaryOp((*torch.Tensor).Max),
 	"argmax":     unaryOp((*torch.Tensor).Argmax),
-	"sum_dims": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].SumDims(p.ints("dims"), p.b("keepdim")))
-	},
-	"mean_dims": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].MeanDims(p.ints("dims"), p.b("keepdim")))
-	},
-	"max_dim": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		v, i := in[0].MaxDim(p.i("dim"), p.b("keepdim"))
-		return []*torch.Tensor{v, i}
-	},
+	"sum_dims":   dimsOp((*torch.Tensor).SumDims),
+	"mean_dims":  dimsOp((*torch.Tensor).MeanDims),
+	"max_dim":    dimPairOp((*torch.Tensor).MaxDim),
 	"argmax_dim": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].ArgmaxDim(p.i("dim"), p.b("keepdim")))
 	},
-	"softmax": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].Softmax(p.i("dim")))
-	},
-	"log_softmax": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].LogSoftmax(p.i("dim")))
-	},
+	"softmax":     intOp("dim", (*torch.Tensor).Softmax),
+	"log_softmax": intOp("dim", (*torch.Tensor).LogSoftmax),
 	"layer_norm": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		var w, b *torch.Tensor
-		k := 1
-		if p.b("weight") {
-			w = in[k]
-			k++
-		}
-		if p.b("bias") {
-			b = in[k]
-		}
-		return one(torch.LayerNorm(in[0], p.ints("shape"), w, b, p.f("eps")))
+		affine := optionalInputs(in, p, "weight", "bias")
+		return one(torch.LayerNorm(in[0], p.ints("shape"), affine[0], affine[1], p.f("eps")))
 	},
 	"dropout": func(env refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		if p.has("seed") {
@@ -308,9 +181,7 @@ var refOps = map[string]refOp{
 			Stride: p.pair("stride"), Padding: p.pair("padding"), Dilation: p.pair("dilation"), Groups: p.i("groups"),
 		}))
 	},
-	"tril": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
-		return one(in[0].Tril(p.i("diagonal")))
-	},
+	"tril": intOp("diagonal", (*torch.Tensor).Tril),
 	"masked_fill": func(_ refEnv, in []*torch.Tensor, p refParams) []*torch.Tensor {
 		return one(in[0].MaskedFill(in[1], p.f("value")))
 	},
@@ -365,127 +236,13 @@ var refOps = map[string]refOp{
 	}),
 }
 
-// refFile is a loaded reference file and its cases.
-type refFile struct {
-	*reftest.File
-	cases []refCase
-}
+func TestRefOpsFloat32(t *testing.T) { opsSuite.runFile(t, "ops_float32.safetensors") }
 
-func loadRefFile(t *testing.T, name string) *refFile {
-	t.Helper()
-	f := reftest.Load(t, filepath.Join("testdata", name), "/usr/bin/python3 torch/testdata/gen_refs.py")
-	var cases []refCase
-	f.DecodeMeta(t, "cases", &cases)
-	require.NotEmptyf(t, cases, "%s: no cases", f.Path)
-	return &refFile{File: f, cases: cases}
-}
-
-func (f *refFile) tensor(t *testing.T, c refCase, kind string, i int) *torch.Tensor {
-	t.Helper()
-	return f.Tensor(t, fmt.Sprintf("%s.%s.%d", c.Name, kind, i))
-}
-
-// runRef replays one case on dev and compares its outputs and gradients.
-func runRef(t *testing.T, f *refFile, c refCase, dev torch.Device, stats *reftest.MaxErrors) {
-	t.Helper()
-	op, ok := refOps[c.Op]
-	require.Truef(t, ok, "case %s: op %q has no Go runner in refOps", c.Name, c.Op)
-	if c.CPUOnly || c.Exact {
-		dev = torch.CPU
-	}
-	// Everything the case makes (inputs, outputs, the loss, gradient
-	// handles) lives in s and is freed when the case ends.
-	s := testScope(t)
-
-	// Inputs: fresh leaves on dev (Detach on the CPU so that requires_grad
-	// does not stick to the loaded tensor, which the file owns).
-	wantGrad := map[int]bool{}
-	for _, i := range c.Grad {
-		wantGrad[i] = true
-	}
-	in := make([]*torch.Tensor, c.NIn)
-	for i := range in {
-		src := f.tensor(t, c, "in", i)
-		if dev.IsCUDA() {
-			in[i] = s.Own(src.To(dev))
-		} else {
-			in[i] = s.Own(src.Detach())
-		}
-		if wantGrad[i] {
-			require.NoError(t, in[i].SetRequiresGrad(true))
-		}
-	}
-	require.NoErrorf(t, s.Err(), "case %s: inputs", c.Name)
-
-	var outs []*torch.Tensor
-	var panicked any
-	func() {
-		defer func() { panicked = recover() }()
-		outs = op(refEnv{t: t, s: s, dev: dev}, in, c.Params)
-	}()
-	require.Nilf(t, panicked, "case %s (%s) panicked", c.Name, c.Op)
-	require.NoErrorf(t, torch.FirstErr(outs...), "case %s (%s)", c.Name, c.Op)
-	require.NoErrorf(t, s.Err(), "case %s (%s)", c.Name, c.Op)
-	require.Lenf(t, outs, c.NOut, "case %s: outputs", c.Name)
-
-	var loss *torch.Tensor
-	for j, o := range outs {
-		require.Samef(t, s, o.Scope(), "case %s: output %d does not belong to the case's scope", c.Name, j)
-		if o.Device() != dev {
-			t.Errorf("case %s: output %d is on %v, want %v", c.Name, j, o.Device(), dev)
-		}
-		want := f.tensor(t, c, "out", j)
-		e := compare(t, fmt.Sprintf("%s out %d", c.Name, j), o, want, c.Exact, tolerance(want.DType(), dev, c.Op))
-		if want.DType().IsFloat() {
-			stats.Note(fmt.Sprintf("%v/%v/value", want.DType(), dev), c.Name, e)
-		}
-
-		w, ok := f.Tensors[fmt.Sprintf("%s.w.%d", c.Name, j)]
-		if !ok {
-			continue
-		}
-		term := o.Mul(s.Own(w.To(dev))).Sum()
-		if loss == nil {
-			loss = term
-		} else {
-			loss = loss.Add(term)
-		}
-	}
-	if len(c.Grad) == 0 {
-		return
-	}
-	require.NotNilf(t, loss, "case %s: gradients expected but no output has a loss weight", c.Name)
-	require.NoErrorf(t, loss.Backward(), "case %s: backward", c.Name)
-	for _, i := range c.Grad {
-		g := in[i].Grad()
-		require.NotNilf(t, g, "case %s: input %d has no gradient after backward", c.Name, i)
-		want := f.tensor(t, c, "grad", i)
-		e := compare(t, fmt.Sprintf("%s grad %d", c.Name, i), g, want, c.Exact, tolerance(want.DType(), dev, c.Op))
-		stats.Note(fmt.Sprintf("%v/%v/grad", want.DType(), dev), c.Name, e)
-	}
-}
-
-func runRefFile(t *testing.T, name string) {
-	f := loadRefFile(t, name)
-	dev := reftest.Device(t)
-	stats := &reftest.MaxErrors{}
-	live := reftest.SettledLiveTensors()
-	for _, c := range f.cases {
-		t.Run(c.Name, func(t *testing.T) { runRef(t, f, c, dev, stats) })
-	}
-	// Each case's scope freed all it made.
-	assert.Equal(t, live, reftest.SettledLiveTensors(), "%s: LiveTensors after all cases", name)
-	t.Logf("%s: %d cases on %v (torch %s)", name, len(f.cases), dev, torch.Version())
-	stats.Log(t, "")
-}
-
-func TestRefOpsFloat32(t *testing.T) { runRefFile(t, "ops_float32.safetensors") }
-
-func TestRefOpsFloat64(t *testing.T) { runRefFile(t, "ops_float64.safetensors") }
+func TestRefOpsFloat64(t *testing.T) { opsSuite.runFile(t, "ops_float64.safetensors") }
 
 // TestRefSeeded checks that seeded draws and initialisers equal PyTorch's
 // bit for bit. They always run on the CPU (see helpers_test.go).
-func TestRefSeeded(t *testing.T) { runRefFile(t, "seeded.safetensors") }
+func TestRefSeeded(t *testing.T) { opsSuite.runFile(t, "seeded.safetensors") }
 
 // tensorMethodOps lists, for each exported method of *torch.Tensor, the
 // reference op that covers it, or "api" when the API tests of this package
@@ -518,13 +275,9 @@ var tensorMethodOps = map[string]string{
 // atenMethods returns the names of the *Tensor methods declared in
 // ops_aten.go, whose tests are ops_aten_test.go's.
 func atenMethods(t *testing.T) map[string]bool {
-	t.Helper()
-	f, err := parser.ParseFile(token.NewFileSet(), "ops_aten.go", nil, parser.SkipObjectResolution)
-	require.NoError(t, err)
 	out := map[string]bool{}
-	for _, d := range f.Decls {
-		fd, ok := d.(*ast.FuncDecl)
-		if !ok || fd.Recv == nil || len(fd.Recv.List) != 1 {
+	for _, fd := range opsAtenFuncs(t) {
+		if fd.Recv == nil || len(fd.Recv.List) != 1 {
 			continue
 		}
 		if star, ok := fd.Recv.List[0].Type.(*ast.StarExpr); ok {
@@ -539,17 +292,7 @@ func atenMethods(t *testing.T) map[string]bool {
 // TestRefCoverage checks that the reference files exercise every op the
 // tests know, and every method of *torch.Tensor is accounted for.
 func TestRefCoverage(t *testing.T) {
-	seen := map[string]int{}
-	for _, name := range []string{"ops_float32.safetensors", "ops_float64.safetensors", "seeded.safetensors"} {
-		f := loadRefFile(t, name)
-		for _, c := range f.cases {
-			seen[c.Op]++
-			assert.Containsf(t, refOps, c.Op, "%s: case %s uses op %q that has no Go runner", name, c.Name, c.Op)
-		}
-	}
-	for op := range refOps {
-		assert.Positivef(t, seen[op], "op %q has no reference case in testdata (gen_refs.py)", op)
-	}
+	seen := opsSuite.countOps(t, "ops_float32.safetensors", "ops_float64.safetensors", "seeded.safetensors")
 	aten := atenMethods(t)
 	typ := reflect.TypeOf(&torch.Tensor{})
 	for i := 0; i < typ.NumMethod(); i++ {
@@ -997,7 +740,7 @@ func TestInteropPythonFile(t *testing.T) {
 	assert.Equal(t, int64(0), check("empty", torch.Float32, []int64{0, 3}).Numel())
 
 	// The reference files carry their generator's metadata too.
-	f := loadRefFile(t, "ops_float32.safetensors")
+	f := opsSuite.load(t, "ops_float32.safetensors")
 	assert.Equal(t, "float32", f.Meta["dtype"])
 	assert.Equal(t, "torch/testdata/gen_refs.py", f.Meta["generator"])
 }

@@ -21,7 +21,16 @@ What it holds:
   here(file)           the folder of a generator, where it writes its files
   Draws(seed)          inputs from a private seeded generator, so that they
                        neither disturb nor depend on the default generator
-                       that seeded ops and torch.manual_seed(seed) use
+                       that seeded ops and torch.manual_seed(seed) use;
+                       besides randn, rand and randint it draws the inputs
+                       the op generators share (pos, nonzero, halves, ints,
+                       boolmask)
+  CaseFile             the op cases of torch/testdata/gen_refs.py and
+                       gen_ops_aten.py: inputs, outputs, loss weights and
+                       gradients, with their "cases" metadata
+  RED, sdpa_ref(),     reference implementations those two share
+  conv_ref()
+  write_state_dict()   a module's state_dict() as a safetensors file
   write_safetensors()  our own safetensors writer (the safetensors package
                        is not needed): 8-byte little-endian header length,
                        JSON header padded with spaces to a multiple of 8,
@@ -29,6 +38,7 @@ What it holds:
 """
 
 import json
+import math
 import os
 import struct
 import sys
@@ -98,6 +108,29 @@ class Draws:
             return torch.randint(low, high, shape, generator=self.gen)
         return torch.randint(low, high, shape, generator=self.gen, dtype=dtype)
 
+    def pos(self, shape, dtype):
+        """Values in [0.5, 2.5): safe for sqrt, rsqrt, log, pow bases,
+        divisors."""
+        return self.rand(shape, dtype) * 2 + 0.5
+
+    def nonzero(self, shape, dtype):
+        """Values with |x| in [0.5, 2.5) and a random sign."""
+        sign = self.randint(0, 2, shape).to(dtype) * 2 - 1
+        return sign * self.pos(shape, dtype)
+
+    def halves(self, shape, dtype):
+        """Multiples of 0.5 in [-2, 2]: ties for comparisons, eq, min and
+        max."""
+        return self.randint(-4, 5, shape).to(dtype) / 2
+
+    def ints(self, high, shape, dtype=torch.int64):
+        """Indices in [0, high)."""
+        return self.randint(0, high, shape, dtype)
+
+    def boolmask(self, shape, p=0.5):
+        """A bool mask, True with probability p."""
+        return self.rand(shape) < p
+
 
 def tensor_bytes(t):
     """The raw little-endian bytes of t's elements, row-major."""
@@ -137,3 +170,136 @@ def write_safetensors(path, tensors, metadata=None):
         for b in blobs:
             f.write(b)
     os.replace(tmp, path)
+
+
+def write_state_dict(path, module, source):
+    """Write module's state_dict() to path, with the metadata PyTorch's
+    safetensors files carry and the generator (source) that wrote it."""
+    write_safetensors(path, list(module.state_dict().items()), {"format": "pt", "source": source})
+
+
+# ---------------------------------------------------------------------------
+# Op cases: torch/testdata/gen_refs.py and gen_ops_aten.py, read by
+# torch/ref_test.go and torch/ops_aten_test.go (refSuite).
+
+RED = {"none": "none", "mean": "mean", "sum": "sum"}
+
+
+def sdpa_ref(ins, p):
+    """softmax(q k^T / sqrt(E) + mask) v, as PyTorch 2 defines
+    F.scaled_dot_product_attention (PyTorch 1.13 has none); with
+    p["groups"] > 1, k and v have fewer heads and are expanded with
+    repeat_interleave on dim 1 (grouped-query attention)."""
+    q, k, v = ins[0], ins[1], ins[2]
+    g = p.get("groups", 1)
+    if g > 1:
+        k = k.repeat_interleave(g, 1)
+        v = v.repeat_interleave(g, 1)
+    s = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
+    if p.get("causal"):
+        keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        s = s.masked_fill(keep.logical_not(), float("-inf"))
+    if len(ins) == 4:
+        m = ins[3]
+        if m.dtype == torch.bool:
+            s = s.masked_fill(m.logical_not(), float("-inf"))
+        else:
+            s = s + m
+    return (s.softmax(-1).matmul(v),)
+
+
+def conv_ref(conv):
+    """The reference of a convolution op: conv (F.conv1d, F.conv2d) of
+    input, weight and, with p["bias"], the bias ins[2]."""
+    def f(ins, p):
+        b = ins[2] if p["bias"] else None
+        return (conv(ins[0], ins[1], b, p["stride"], p["padding"], p["dilation"], p["groups"]),)
+    return f
+
+
+class CaseFile:
+    """The op cases of a reference file. Each case runs an op of ops
+    (name -> f(inputs, params) -> tuple of outputs) and stores its inputs,
+    its outputs, a fixed random weight per differentiable float output
+    (drawn from draws) and the gradients of the float inputs after backward
+    of loss = sum_j (out_j * w_j).sum(), as "<case>.in.<i>",
+    "<case>.out.<j>", "<case>.w.<j>" and "<case>.grad.<i>". write() stores
+    the "cases" metadata: a JSON list of {name, op, params, n_in, n_out,
+    grad, exact, cpu_only[, truth]}."""
+
+    def __init__(self, generator, ops, nograd_ops, draws, dt=None):
+        self.generator = generator  # the generator's path, in the metadata
+        self.ops = ops
+        self.nograd_ops = nograd_ops  # ops with no gradient to check
+        self.draws = draws
+        self.dt = dt  # the file's float dtype, for truth cases
+        self.tensors = []
+        self.cases = []
+        self.names = set()
+
+    def case(self, name, op, inputs, params=None, nograd=(), exact=False, cpu_only=False, truth=None):
+        """Add a case. Every float input not in nograd is differentiated
+        (none for an op of nograd_ops), and then some output must be.
+        truth (None leaves it out of the metadata) computes the reference
+        in float64 and rounds its float outputs to the file's dtype."""
+        assert name not in self.names, name
+        self.names.add(name)
+        params = params or {}
+        grad = [] if op in self.nograd_ops else [
+            i for i, t in enumerate(inputs) if t.is_floating_point() and i not in nograd]
+        ins = []
+        for i, t in enumerate(inputs):
+            x = t.clone()
+            if truth and x.is_floating_point():
+                x = x.to(torch.float64)
+            ins.append(x.requires_grad_(i in grad))
+        outs = self.ops[op](ins, params)
+        for i, t in enumerate(inputs):
+            self.tensors.append((f"{name}.in.{i}", t))
+        loss = None
+        for j, o in enumerate(outs):
+            if truth and o.is_floating_point():
+                self.tensors.append((f"{name}.out.{j}", o.detach().to(self.dt)))
+            else:
+                self.tensors.append((f"{name}.out.{j}", o.detach()))
+            if o.is_floating_point() and o.requires_grad:
+                w = self.draws.randn(tuple(o.shape), self.dt if truth else o.dtype)
+                self.tensors.append((f"{name}.w.{j}", w))
+                term = (o * w.to(o.dtype)).sum()
+                loss = term if loss is None else loss + term
+        stored = []
+        if grad:
+            assert loss is not None, name
+            loss.backward()
+            for i in grad:
+                g = ins[i].grad
+                assert g is not None, (name, i)
+                self.tensors.append((f"{name}.grad.{i}", g.to(inputs[i].dtype)))
+                stored.append(i)
+        case = {
+            "name": name, "op": op, "params": params,
+            "n_in": len(inputs), "n_out": len(outs), "grad": stored,
+            "exact": exact, "cpu_only": cpu_only,
+        }
+        if truth is not None:
+            case["truth"] = truth
+        self.cases.append(case)
+
+    def suffixed(self, dt, **defaults):
+        """case() with the dtype's suffix (_f32, _f64) appended to the
+        name and defaults for its keyword arguments."""
+        s = {torch.float32: "f32", torch.float64: "f64"}[dt]
+
+        def c(name, *a, **kw):
+            self.case(f"{name}_{s}", *a, **{**defaults, **kw})
+        return c
+
+    def write(self, path, extra_meta=None):
+        """Write the cases to path, with extra_meta after the generator's
+        metadata."""
+        meta = {"cases": json.dumps(self.cases, separators=(",", ":")),
+                "generator": self.generator,
+                "torch_version": torch.__version__}
+        meta.update(extra_meta or {})
+        write_safetensors(path, self.tensors, meta)
+        print(f"{os.path.basename(path)}: {len(self.cases)} cases, {len(self.tensors)} tensors")

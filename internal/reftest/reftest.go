@@ -2,7 +2,8 @@
 // share to check golora against reference files written by PyTorch (the
 // */testdata/gen_*.py generators, which share refs.py in this folder): the
 // test device, the tolerances, the relative error, tensor comparisons, a
-// record of the largest errors, and loading a reference file.
+// record of the largest errors, loading a reference file, and a scope that
+// closes with its test.
 //
 // It is imported by tests only. It may import torch but not module or lora,
 // so that the tests of every package can use it.
@@ -118,4 +119,12 @@ func SettledLiveTensors() int {
 		prev = n
 	}
 	return prev
+}
+
+// Scope returns a scope that is closed when t ends: the tensors made in it
+// (torch.In(s), s.Own) and every result computed from them are freed then.
+func Scope(t testing.TB) *torch.Scope {
+	s := torch.NewScope()
+	t.Cleanup(s.Close)
+	return s
 }

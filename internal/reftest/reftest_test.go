@@ -259,3 +259,12 @@ func TestLoad(t *testing.T) {
 	require.True(t, failed)
 	require.Contains(t, msg, "regenerate me")
 }
+
+func TestScope(t *testing.T) {
+	var x *torch.Tensor
+	t.Run("inner", func(t *testing.T) {
+		x = torch.Zeros([]int64{2}, torch.In(reftest.Scope(t)))
+		require.NoError(t, x.Err())
+	})
+	require.True(t, x.Closed(), "the scope is closed when its test ends")
+}

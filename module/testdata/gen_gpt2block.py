@@ -120,11 +120,8 @@ for dt, name in [(torch.float32, "float32"), (torch.float64, "float64")]:
     grads = torch.autograd.grad((out * w).sum(), [x] + [p for _, p in params])
     tensors += [(name + ".x", x), (name + ".w", w), (name + ".out", out), (name + ".grad_x", grads[0])]
     tensors += [(name + ".grad." + pn, g) for (pn, _), g in zip(params, grads[1:])]
-    write_safetensors(
-        os.path.join(HERE, "gpt2block_state_%s.safetensors" % name),
-        list(block.state_dict().items()),
-        {"format": "pt", "source": "module/testdata/gen_gpt2block.py"},
-    )
+    refs.write_state_dict(os.path.join(HERE, "gpt2block_state_%s.safetensors" % name), block,
+                          "module/testdata/gen_gpt2block.py")
 
 meta = {
     "n_embd": N_EMBD, "n_head": N_HEAD, "n_ctx": N_CTX, "batch": BATCH, "seq": SEQ,

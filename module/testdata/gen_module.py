@@ -275,14 +275,6 @@ with torch.no_grad():
     add("bert.out", bert(bert_ids))
 
 write_safetensors(os.path.join(HERE, "module_refs.safetensors"), tensors, meta)
-write_safetensors(
-    os.path.join(HERE, "net_state.safetensors"),
-    list(net.state_dict().items()),
-    {"format": "pt", "source": "module/testdata/gen_module.py"},
-)
-write_safetensors(
-    os.path.join(HERE, "bert_emb_state.safetensors"),
-    list(bert.state_dict().items()),
-    {"format": "pt", "source": "module/testdata/gen_module.py"},
-)
+refs.write_state_dict(os.path.join(HERE, "net_state.safetensors"), net, "module/testdata/gen_module.py")
+refs.write_state_dict(os.path.join(HERE, "bert_emb_state.safetensors"), bert, "module/testdata/gen_module.py")
 print("wrote %d reference tensors and two state dicts" % len(tensors))

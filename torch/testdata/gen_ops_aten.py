@@ -25,10 +25,10 @@ named "<case>.in.<i>", "<case>.out.<j>", "<case>.w.<j>", "<case>.grad.<i>".
 "truth" marks cases whose reference is computed in float64 by an explicit
 formula (attention: PyTorch 1.13 has no F.scaled_dot_product_attention)
 and rounded to the case's dtype, rather than by the same libtorch kernel;
-the Go side gives those float32 results a wider bound.
+the Go side gives those float32 results a wider bound. The case file
+(refs.CaseFile) and the input draws are gen_refs.py's: internal/reftest/refs.py.
 """
 
-import json
 import math
 import os
 import sys
@@ -38,39 +38,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "reftest"))
 import refs  # noqa: E402
-from refs import write_safetensors  # noqa: E402
 
 HERE = refs.here(__file__)
 
 D = refs.Draws(20250101)
-
-
-def randn(shape, dt):
-    return D.randn(shape, dt)
-
-
-def pos(shape, dt):
-    """Values in [0.5, 2.5): safe for sqrt, rsqrt, pow bases, divisors."""
-    return D.rand(shape, dt) * 2 + 0.5
-
-
-def nonzero(shape, dt):
-    """Values with |x| in [0.5, 2.5) and a random sign."""
-    sign = D.randint(0, 2, shape).to(dt) * 2 - 1
-    return sign * pos(shape, dt)
-
-
-def halves(shape, dt):
-    """Multiples of 0.5 in [-2, 2]: ties for comparisons and min/max."""
-    return D.randint(-4, 5, shape).to(dt) / 2
-
-
-def ints(high, shape, low=0):
-    return D.randint(low, high, shape, torch.int64)
-
-
-def boolmask(shape, p=0.5):
-    return D.rand(shape) < p
+randn, pos, nonzero, halves, ints, boolmask = D.randn, D.pos, D.nonzero, D.halves, D.ints, D.boolmask
 
 
 def perm_rows(rows, n, k):
@@ -81,33 +53,8 @@ def perm_rows(rows, n, k):
 # ---------------------------------------------------------------------------
 # Reference implementations, one per Go op name: f(inputs, params) -> tuple.
 
-RED = {"none": "none", "mean": "mean", "sum": "sum"}
-
-
 def pnorm(p):
     return math.inf if p == "inf" else p
-
-
-def sdpa_ref(ins, p):
-    """softmax(q k^T / sqrt(E) + mask) v, as PyTorch 2 defines
-    F.scaled_dot_product_attention; k and v with fewer heads are expanded
-    with repeat_interleave on dim 1 (grouped-query attention)."""
-    q, k, v = ins[0], ins[1], ins[2]
-    g = p.get("groups", 1)
-    if g > 1:
-        k = k.repeat_interleave(g, 1)
-        v = v.repeat_interleave(g, 1)
-    s = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-    if p.get("causal"):
-        keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
-        s = s.masked_fill(keep.logical_not(), float("-inf"))
-    if len(ins) == 4:
-        m = ins[3]
-        if m.dtype == torch.bool:
-            s = s.masked_fill(m.logical_not(), float("-inf"))
-        else:
-            s = s + m
-    return (s.softmax(-1).matmul(v),)
 
 
 def index_ref(ins, p):
@@ -155,17 +102,12 @@ def foreach(fn, lists):
 def ce_ref(ins, p):
     w = ins[2] if p["weight"] else None
     return (F.cross_entropy(ins[0], ins[1], weight=w, ignore_index=p["ignore_index"],
-                            reduction=RED[p["reduction"]], label_smoothing=p["label_smoothing"]),)
+                            reduction=refs.RED[p["reduction"]], label_smoothing=p["label_smoothing"]),)
 
 
 def nll_ref(ins, p):
     w = ins[2] if p["weight"] else None
-    return (F.nll_loss(ins[0], ins[1], weight=w, ignore_index=p["ignore_index"], reduction=RED[p["reduction"]]),)
-
-
-def conv1d_ref(ins, p):
-    b = ins[2] if p["bias"] else None
-    return (F.conv1d(ins[0], ins[1], b, p["stride"], p["padding"], p["dilation"], p["groups"]),)
+    return (F.nll_loss(ins[0], ins[1], weight=w, ignore_index=p["ignore_index"], reduction=refs.RED[p["reduction"]]),)
 
 
 def clamp_tensor_ref(ins, p):
@@ -255,11 +197,11 @@ OPS = {
 
     # Networks.
     "gelu_tanh": lambda i, p: (F.gelu(i[0], approximate="tanh"),),
-    "conv1d": conv1d_ref,
+    "conv1d": refs.conv_ref(F.conv1d),
     "embedding_padded": lambda i, p: (F.embedding(i[0], i[1], padding_idx=p["padding_idx"]),),
     "cross_entropy_with": ce_ref,
     "nll_loss": nll_ref,
-    "sdpa": sdpa_ref,
+    "sdpa": refs.sdpa_ref,
 
     # In place.
     "mul_": inplace(lambda x, o, p: x.mul_(o[0])),
@@ -301,64 +243,6 @@ NOGRAD_OPS = {op for op in OPS if op.endswith("_") or op.startswith("foreach_")}
     "argsort", "multinomial", "one_hot", "to"} | {op + "_scalar" for op in ["eq", "ne", "lt", "le", "gt", "ge"]}
 
 
-class File:
-    def __init__(self, dt):
-        self.dt = dt
-        self.tensors = []
-        self.cases = []
-        self.names = set()
-
-    def case(self, name, op, inputs, params=None, nograd=(), exact=False, cpu_only=False, truth=False):
-        assert name not in self.names, name
-        self.names.add(name)
-        params = params or {}
-        grad = [] if op in NOGRAD_OPS else [
-            i for i, t in enumerate(inputs) if t.is_floating_point() and i not in nograd]
-        cdt = torch.float64 if truth else None
-        ins = []
-        for i, t in enumerate(inputs):
-            x = t.clone()
-            if cdt is not None and x.is_floating_point():
-                x = x.to(cdt)
-            ins.append(x.requires_grad_(i in grad))
-        outs = OPS[op](ins, params)
-        for i, t in enumerate(inputs):
-            self.tensors.append((f"{name}.in.{i}", t))
-        loss = None
-        for j, o in enumerate(outs):
-            if truth and o.is_floating_point():
-                self.tensors.append((f"{name}.out.{j}", o.detach().to(self.dt)))
-            else:
-                self.tensors.append((f"{name}.out.{j}", o.detach()))
-            if grad and o.is_floating_point() and o.requires_grad:
-                w = D.randn(tuple(o.shape), o.dtype if not truth else self.dt)
-                self.tensors.append((f"{name}.w.{j}", w))
-                term = (o * w.to(o.dtype)).sum()
-                loss = term if loss is None else loss + term
-        stored = []
-        if grad:
-            assert loss is not None, name
-            loss.backward()
-            for i in grad:
-                g = ins[i].grad
-                assert g is not None, (name, i)
-                self.tensors.append((f"{name}.grad.{i}", g.to(inputs[i].dtype)))
-                stored.append(i)
-        self.cases.append({
-            "name": name, "op": op, "params": params,
-            "n_in": len(inputs), "n_out": len(outs), "grad": stored,
-            "exact": exact, "cpu_only": cpu_only, "truth": truth,
-        })
-
-    def write(self, fname):
-        meta = {"cases": json.dumps(self.cases, separators=(",", ":")),
-                "generator": "torch/testdata/gen_ops_aten.py",
-                "torch_version": torch.__version__,
-                "dtype": str(self.dt).replace("torch.", "")}
-        write_safetensors(os.path.join(HERE, fname), self.tensors, meta)
-        print(f"{fname}: {len(self.cases)} cases, {len(self.tensors)} tensors")
-
-
 def cast_inputs(dt):
     """Values that exercise rounding to bfloat16 and float16: exact ones,
     ties (round half to even), just above and below ties, subnormals of
@@ -374,10 +258,7 @@ def cast_inputs(dt):
 
 
 def cases(f, dt):
-    s = {torch.float32: "f32", torch.float64: "f64"}[dt]
-
-    def c(name, *a, **kw):
-        f.case(f"{name}_{s}", *a, **kw)
+    c = f.suffixed(dt, truth=False)  # every case says whether its reference is a float64 truth
 
     # Maths.
     c("cos", "cos", [randn((3, 5), dt) * 3])
@@ -605,9 +486,9 @@ def cases(f, dt):
 def main():
     refs.setup()  # one thread: reductions in a fixed order
     for dt, fname in [(torch.float32, "ops_aten_float32.safetensors"), (torch.float64, "ops_aten_float64.safetensors")]:
-        f = File(dt)
+        f = refs.CaseFile("torch/testdata/gen_ops_aten.py", OPS, NOGRAD_OPS, D, dt)
         cases(f, dt)
-        f.write(fname)
+        f.write(os.path.join(HERE, fname), {"dtype": str(dt).replace("torch.", "")})
 
 
 if __name__ == "__main__":

@@ -24,11 +24,11 @@ Every file's "__metadata__" holds "cases": a JSON list of
 
 The output is deterministic: inputs come from a private seeded generator,
 and seeded ops reseed the default generator (torch.manual_seed) themselves.
-The safetensors writer, the private generator and the deterministic setup
-are shared with the other generators: internal/reftest/refs.py.
+The case file (refs.CaseFile, shared with gen_ops_aten.py), the input
+draws, the safetensors writer and the deterministic setup are shared with
+the other generators: internal/reftest/refs.py.
 """
 
-import json
 import math
 import os
 import sys
@@ -48,60 +48,13 @@ HERE = refs.here(__file__)
 # the default generator) do not disturb them.
 
 D = refs.Draws(20240607)
-
-
-def randn(shape, dt):
-    return D.randn(shape, dt)
-
-
-def pos(shape, dt):
-    """Values in [0.5, 2.5): safe for sqrt, log, pow bases, divisors."""
-    return D.rand(shape, dt) * 2 + 0.5
-
-
-def nonzero(shape, dt):
-    """Values with |x| in [0.5, 2.5) and a random sign."""
-    sign = D.randint(0, 2, shape).to(dt) * 2 - 1
-    return sign * pos(shape, dt)
-
-
-def halves(shape, dt):
-    """Multiples of 0.5 in [-2, 2]: ties for eq/maximum."""
-    return D.randint(-4, 5, shape).to(dt) / 2
-
-
-def ints(high, shape, dt=torch.int64):
-    return D.randint(0, high, shape, dt)
-
-
-def boolmask(shape, p=0.5):
-    return D.rand(shape) < p
+randn, pos, nonzero, halves, ints, boolmask = D.randn, D.pos, D.nonzero, D.halves, D.ints, D.boolmask
 
 
 # ---------------------------------------------------------------------------
 # Reference implementations, one per Go op name. Each takes the input list
 # (float inputs that are differentiated have requires_grad set) and the
 # params, and returns a tuple of outputs.
-
-RED = {"none": "none", "mean": "mean", "sum": "sum"}
-
-
-def sdpa_ref(ins, p):
-    # PyTorch 1.13 has no F.scaled_dot_product_attention: compose
-    # softmax(q k^T / sqrt(E) + mask) v as PyTorch 2 defines it.
-    q, k, v = ins[0], ins[1], ins[2]
-    s = q.matmul(k.transpose(-2, -1)) * (1.0 / math.sqrt(q.shape[-1]))
-    if p.get("causal"):
-        keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
-        s = s.masked_fill(keep.logical_not(), float("-inf"))
-    if len(ins) == 4:
-        m = ins[3]
-        if m.dtype == torch.bool:
-            s = s.masked_fill(m.logical_not(), float("-inf"))
-        else:
-            s = s + m
-    return (s.softmax(-1).matmul(v),)
-
 
 def layer_norm_ref(ins, p):
     i = 1
@@ -112,11 +65,6 @@ def layer_norm_ref(ins, p):
     if p["bias"]:
         b = ins[i]
     return (F.layer_norm(ins[0], p["shape"], w, b, p["eps"]),)
-
-
-def conv2d_ref(ins, p):
-    b = ins[2] if p["bias"] else None
-    return (F.conv2d(ins[0], ins[1], b, p["stride"], p["padding"], p["dilation"], p["groups"]),)
 
 
 def dropout_ref(ins, p):
@@ -196,12 +144,12 @@ OPS = {
     "log_softmax": lambda i, p: (i[0].log_softmax(p["dim"]),),
     "layer_norm": layer_norm_ref,
     "dropout": dropout_ref,
-    "conv2d": conv2d_ref,
+    "conv2d": refs.conv_ref(F.conv2d),
     "tril": lambda i, p: (i[0].tril(p["diagonal"]),),
     "masked_fill": lambda i, p: (i[0].masked_fill(i[1], p["value"]),),
-    "sdpa": sdpa_ref,
-    "cross_entropy": lambda i, p: (F.cross_entropy(i[0], i[1], ignore_index=p["ignore_index"], reduction=RED[p["reduction"]]),),
-    "mse_loss": lambda i, p: (F.mse_loss(i[0], i[1], reduction=RED[p["reduction"]]),),
+    "sdpa": refs.sdpa_ref,
+    "cross_entropy": lambda i, p: (F.cross_entropy(i[0], i[1], ignore_index=p["ignore_index"], reduction=refs.RED[p["reduction"]]),),
+    "mse_loss": lambda i, p: (F.mse_loss(i[0], i[1], reduction=refs.RED[p["reduction"]]),),
     "clone": lambda i, p: (i[0].clone(),),
     "add_scaled": add_scaled_ref,
     "arange": lambda i, p: (torch.arange(p["start"], p["end"], p["step"], dtype=DTYPES[p["dtype"]]),),
@@ -211,58 +159,17 @@ OPS = {
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64, "int32": torch.int32}
 
 
-class File:
-    def __init__(self):
-        self.tensors = []
-        self.cases = []
-        self.names = set()
+# Ops with no gradient to check: their outputs are not differentiable, or
+# (add_scaled) run without autograd.
+NOGRAD_OPS = {"eq", "argmax", "argmax_dim", "add_scaled"}
 
-    def case(self, name, op, inputs, params=None, nograd=(), exact=False, cpu_only=False):
-        assert name not in self.names, name
-        self.names.add(name)
-        params = params or {}
-        grad = [i for i, t in enumerate(inputs) if t.is_floating_point() and i not in nograd and op != "add_scaled"]
-        ins = [t.clone().requires_grad_(i in grad) for i, t in enumerate(inputs)]
-        outs = OPS[op](ins, params)
-        for i, t in enumerate(inputs):
-            self.tensors.append((f"{name}.in.{i}", t))
-        loss = None
-        for j, o in enumerate(outs):
-            self.tensors.append((f"{name}.out.{j}", o.detach()))
-            if o.is_floating_point() and o.requires_grad:
-                w = randn(o.shape, o.dtype)
-                self.tensors.append((f"{name}.w.{j}", w))
-                term = (o * w).sum()
-                loss = term if loss is None else loss + term
-        stored = []
-        if loss is not None and grad:
-            loss.backward()
-            for i in grad:
-                g = ins[i].grad
-                assert g is not None, (name, i)
-                self.tensors.append((f"{name}.grad.{i}", g))
-                stored.append(i)
-        self.cases.append({
-            "name": name, "op": op, "params": params,
-            "n_in": len(inputs), "n_out": len(outs), "grad": stored,
-            "exact": exact, "cpu_only": cpu_only,
-        })
 
-    def write(self, fname, extra_meta=None):
-        meta = {"cases": json.dumps(self.cases, separators=(",", ":")),
-                "generator": "torch/testdata/gen_refs.py",
-                "torch_version": torch.__version__}
-        if extra_meta:
-            meta.update(extra_meta)
-        write_safetensors(os.path.join(HERE, fname), self.tensors, meta)
-        print(f"{fname}: {len(self.cases)} cases, {len(self.tensors)} tensors")
+def new_file():
+    return refs.CaseFile("torch/testdata/gen_refs.py", OPS, NOGRAD_OPS, D)
 
 
 def op_cases(f, dt):
-    s = {torch.float32: "f32", torch.float64: "f64"}[dt]
-
-    def c(name, *a, **kw):
-        f.case(f"{name}_{s}", *a, **kw)
+    c = f.suffixed(dt)
 
     # Layers.
     c("linear_bias", "linear", [randn((2, 3, 4), dt), randn((5, 4), dt), randn((5,), dt)])
@@ -488,14 +395,14 @@ def interop(path):
 def main():
     refs.setup()  # one thread: reductions in a fixed order
     for dt, fname in [(torch.float32, "ops_float32.safetensors"), (torch.float64, "ops_float64.safetensors")]:
-        f = File()
+        f = new_file()
         op_cases(f, dt)
         if dt == torch.float32:
             int_cases(f)
-        f.write(fname, {"dtype": str(dt).replace("torch.", "")})
-    f = File()
+        f.write(os.path.join(HERE, fname), {"dtype": str(dt).replace("torch.", "")})
+    f = new_file()
     seeded_cases(f)
-    f.write("seeded.safetensors")
+    f.write(os.path.join(HERE, "seeded.safetensors"))
     interop(os.path.join(HERE, "interop.safetensors"))
 
 
