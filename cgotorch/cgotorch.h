@@ -259,6 +259,84 @@ cg_err cg_rng_set_state(int device_type, int device_index, cg_tensor state);
 typedef void (*cg_warning_fn)(const char *msg, int deprecation);
 cg_err cg_set_warning_handler(cg_warning_fn fn);
 
+/* ---- optim.cc: fused optimizers, zero_grad, gradient clipping ----
+ *
+ * An optimizer's state (cg_optim) lives in C++: per parameter index, the
+ * tensors of PyTorch's optimizer state, made on the first step that finds
+ * the parameter with a gradient. The parameters themselves are not kept:
+ * every call passes them again, in the same order, and they are updated
+ * in place (no new tensors, so nothing that holds them goes stale). A step
+ * runs PyTorch's single-tensor algorithm (torch/optim/sgd.py, adam.py,
+ * adamw.py of the libtorch line it is built on, op for op) under
+ * NoGradGuard over every parameter in one call; parameters without a
+ * gradient are skipped.
+ */
+typedef struct cg_optim_s *cg_optim;
+enum { CG_OPTIM_SGD = 0, CG_OPTIM_ADAM = 1, CG_OPTIM_ADAMW = 2 };
+/* per-parameter state slots (PyTorch's state keys) */
+enum {
+  CG_STATE_STEP = 0,       /* "step": float32 scalar on the CPU */
+  CG_STATE_EXP_AVG,        /* "exp_avg" */
+  CG_STATE_EXP_AVG_SQ,     /* "exp_avg_sq" */
+  CG_STATE_MAX_EXP_AVG_SQ, /* "max_exp_avg_sq" (amsgrad) */
+  CG_STATE_MOMENTUM,       /* "momentum_buffer" (SGD with momentum) */
+  CG_STATE_N
+};
+/* The hyperparameters of one parameter group; SGD reads lr, momentum,
+ * dampening, weight_decay, nesterov and maximize, Adam and AdamW lr,
+ * beta1, beta2, eps, weight_decay, amsgrad and maximize. */
+typedef struct {
+  double lr, momentum, dampening, weight_decay, beta1, beta2, eps;
+  int nesterov, amsgrad, maximize;
+} cg_optim_group;
+/* cg_optim_new checks params[0..n) (leaf, floating point, dense, no
+ * repeats) and makes an empty state for them; on a bad parameter *bad is
+ * its index (else -1). */
+cg_err cg_optim_new(int kind, const cg_tensor *params, int n, int *bad,
+                    cg_optim *out);
+void cg_optim_free(cg_optim o);
+/* cg_optim_step takes one step: parameter i belongs to group group_of[i],
+ * whose hyperparameters are groups[group_of[i]]. Shapes, dtypes and
+ * devices of gradients and state are checked before anything changes; on
+ * such an error *bad is the parameter's index (else -1). */
+cg_err cg_optim_step(cg_optim o, const cg_tensor *params, int n,
+                     const int *group_of, const cg_optim_group *groups,
+                     int ngroups, int *bad);
+/* cg_optim_get_state writes CG_STATE_N new handles to parameter i's state
+ * tensors (sharing their memory), NULL for slots without state. */
+cg_err cg_optim_get_state(cg_optim o, int i, cg_tensor *out);
+/* cg_optim_set_state replaces the whole state at once: state[i*CG_STATE_N
+ * + slot] (NULL: none) is copied into a new tensor of params[i]'s dtype and
+ * device (step: a float32 CPU scalar). Shapes are checked first; on an
+ * error nothing changes and *bad is the parameter's index (else -1). */
+cg_err cg_optim_set_state(cg_optim o, const cg_tensor *params, int n,
+                          const cg_tensor *state, int *bad);
+/* cg_optim_state_bytes: bytes of the state tensors allocated so far. */
+cg_err cg_optim_state_bytes(cg_optim o, int64_t *out);
+/* cg_zero_grads drops (set_to_none != 0) or zeroes the gradients of
+ * ts[0..n), PyTorch's zero_grad. */
+cg_err cg_zero_grads(const cg_tensor *ts, int n, int set_to_none);
+/* cg_clip_grad_norm is torch.nn.utils.clip_grad_norm_ over the gradients
+ * of ts[0..n) (tensors without one are skipped): the norm_type-norm of the
+ * per-gradient norms goes to *total, and every gradient is multiplied in
+ * place by min(max_norm / (total + 1e-6), 1). */
+cg_err cg_clip_grad_norm(const cg_tensor *ts, int n, double max_norm,
+                         double norm_type, double *total);
+/* cg_clip_grad_value is torch.nn.utils.clip_grad_value_: every gradient
+ * clamped in place to [-clip, clip]. */
+cg_err cg_clip_grad_value(const cg_tensor *ts, int n, double clip);
+
+
+/* ---- autocast.cc: mixed precision (per OS thread, like grad mode) ----
+ * cg_autocast_enter turns autocast on (enabled != 0, dtype bfloat16 or
+ * float16) or off for a device type on the calling thread and enters a
+ * region; cg_autocast_exit leaves it, restoring the state that
+ * cg_autocast_get returned before, and clears the cast cache when the
+ * outermost region ends, as torch.autocast does. */
+cg_err cg_autocast_get(int device_type, int *enabled, int *dtype);
+cg_err cg_autocast_enter(int device_type, int enabled, int dtype);
+cg_err cg_autocast_exit(int device_type, int prev_enabled, int prev_dtype);
+
 #ifdef __cplusplus
 }
 #endif
