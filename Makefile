@@ -101,7 +101,7 @@ test-pytorch:
 	scripts/test_with_pytorch.sh "$(PYTHON_TORCH)" $(TESTFLAGS)
 
 # Test binaries for a GPU machine without Go (see scripts/gpu_check.sh).
-GPU_PKGS ?= torch module lora internal/safetensors
+GPU_PKGS ?= torch module lora optim optim/schedule internal/safetensors
 gpu-bundle:
 	@mkdir -p .gpu
 	@for p in $(GPU_PKGS); do \
