@@ -348,13 +348,15 @@ func (o *optimizer) Step() error {
 
 // checkParams names a nil, failed or closed parameter before a C call.
 func (o *optimizer) checkParams(fn string) error {
+	what := func(i int) string {
+		return fmt.Sprintf("parameter %q (group %q)", o.names[i], o.groups[o.groupOf[i]].name)
+	}
 	for i, p := range o.params {
-		what := fmt.Sprintf("parameter %q (group %q)", o.names[i], o.groups[o.groupOf[i]].name)
 		if err := p.Err(); err != nil {
-			return wrapf(err, "optim: %s: %s is a failed tensor: %v", fn, what, err)
+			return wrapf(err, "optim: %s: %s is a failed tensor: %v", fn, what(i), err)
 		}
 		if p.Closed() {
-			return fmt.Errorf("optim: %s: %s is closed", fn, what)
+			return fmt.Errorf("optim: %s: %s is closed", fn, what(i))
 		}
 	}
 	return nil
