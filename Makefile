@@ -8,6 +8,7 @@
 # Variables:
 #   INSTALL_FLAGS  extra flags for scripts/install_libtorch.sh (e.g. --cuda=cu126)
 #   PYTHON_REFS    Python with torch that runs the reference generators
+#   PYTHON_INTEROP Python of the interop venv (default: scripts/interop_venv.sh makes one)
 #   TESTFLAGS      extra flags for go test (e.g. -run=TestLinear -v)
 
 SHELL := /bin/bash
@@ -17,22 +18,20 @@ SHELL := /bin/bash
 GO ?= go
 GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 PYTHON_REFS ?= /usr/bin/python3
+PYTHON_INTEROP ?=
 INSTALL_FLAGS ?=
 TESTFLAGS ?=
 
-# Reference generators: */testdata/gen_*.py anywhere in the tree, except in
-# hidden directories (.git, .venv, .gpu, ...), vendor/ and node_modules/.
-FIND_REF_SCRIPTS = find . \( -name '.?*' -o -name vendor -o -name node_modules \) -prune \
-	-o -type f -path '*/testdata/gen_*.py' -print | LC_ALL=C sort
 FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
 	-o -type f -name '*.go' -print
 
-.PHONY: help install refs test tree-save test-pytorch gpu-bundle vet example bench fmt-check check-clean
+.PHONY: help install refs interop interop-refs test tree-save test-pytorch gpu-bundle vet example bench fmt-check check-clean
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
 	@echo "make example    install, then go run ./examples/quickstart"
 	@echo "make refs       regenerate every PyTorch reference file (*/testdata/gen_*.py) with $(PYTHON_REFS)"
+	@echo "make interop    the interop suite against real PyTorch 2.x, transformers, PEFT, tokenizers (pinned venv)"
 	@echo "make test       install, refs, go vet, go test -race; fails if the run changed the git work tree"
 	@echo "make check-clean  fail unless git status --porcelain is empty (.ci/run, after make test)"
 	@echo "make test-pytorch PYTHON_TORCH=...  the suite against another PyTorch's libtorch (e.g. a PyPI wheel in a venv)"
@@ -51,26 +50,35 @@ install:
 # without torch would import the Go folder torch/ as a namespace package.
 refs:
 	@set -euo pipefail; \
-	scripts=$$($(FIND_REF_SCRIPTS)); \
-	if [ -z "$$scripts" ]; then echo "refs: no */testdata/gen_*.py scripts; nothing to do"; exit 0; fi; \
 	if ! v=$$($(PYTHON_REFS) -c 'import sys; sys.path[:] = [p for p in sys.path if p not in ("", ".")]; import torch; print(torch.__version__)' 2>/dev/null); then \
 		echo "refs: $(PYTHON_REFS) cannot import torch; run 'make install' (installs python3-torch)" \
 			"or pass PYTHON_REFS=/path/to/python-with-torch" >&2; \
 		exit 1; \
 	fi; \
-	echo "refs: $$(echo $$scripts | wc -w) generators with $(PYTHON_REFS) (torch $$v)"; \
-	logs=$$(mktemp -d); trap 'rm -rf "$$logs"' EXIT; \
-	i=0; pids=(); \
-	for s in $$scripts; do \
-		$(PYTHON_REFS) "$$s" >"$$logs/$$i" 2>&1 & pids+=($$!); i=$$((i + 1)); \
-	done; \
-	i=0; failed=""; \
-	for s in $$scripts; do \
-		rc=0; wait "$${pids[$$i]}" || rc=$$?; \
-		if [ $$rc -eq 0 ]; then echo "refs: $$s"; else echo "refs: $$s FAILED (exit $$rc):"; failed+=" $$s"; fi; \
-		sed 's/^/    /' "$$logs/$$i"; i=$$((i + 1)); \
-	done; \
-	if [ -n "$$failed" ]; then echo "refs: failed:$$failed" >&2; exit 1; fi
+	echo "refs: torch $$v"; \
+	scripts/run_generators.sh $(PYTHON_REFS) 'gen_*.py'
+
+# The interop suite: golora against the real PyTorch 2.x, transformers, PEFT
+# and tokenizers of a pinned venv (scripts/interop_venv.sh; about 2 minutes
+# and 5.9 GB the first time, cached in ~/.cache/golora afterwards, or
+# PYTHON_INTEROP=/path/to/python to use another). The generators
+# */testdata/interop_*.py write their reference files (gitignored) with it,
+# then the Go tests built with the interop tag and named TestInterop* run,
+# some of them calling that Python themselves ($$GOLORA_INTEROP_PYTHON).
+interop: tree-save install
+	@set -euo pipefail; \
+	py="$(PYTHON_INTEROP)"; [ -n "$$py" ] || py=$$(scripts/interop_venv.sh | tail -n1); \
+	scripts/run_generators.sh "$$py" 'interop_*.py'; \
+	$(GO) vet -tags interop ./...; \
+	echo "GOLORA_INTEROP_PYTHON=$$py go test -tags interop -run '^TestInterop' ./..."; \
+	GOLORA_INTEROP_PYTHON="$$py" $(GO) test -tags interop -count=1 -run '^TestInterop' $(TESTFLAGS) ./...
+	@scripts/check_tree.sh same
+
+# Only the interop generators (make interop runs them first).
+interop-refs:
+	@set -euo pipefail; \
+	py="$(PYTHON_INTEROP)"; [ -n "$$py" ] || py=$$(scripts/interop_venv.sh | tail -n1); \
+	scripts/run_generators.sh "$$py" 'interop_*.py'
 
 vet:
 	$(GO) vet ./...
