@@ -26,7 +26,7 @@ extern "C" {
 
 /* CG_ABI_VERSION changes whenever a signature or an enum value changes.
  * The Go package refuses a libcgotorch.so whose version differs. */
-#define CG_ABI_VERSION 2
+#define CG_ABI_VERSION 3
 
 typedef const char *cg_err;
 typedef struct cg_tensor_s *cg_tensor;
@@ -258,6 +258,41 @@ cg_err cg_rng_set_state(int device_type, int device_index, cg_tensor state);
  * go to stderr. fn may be called from any thread. */
 typedef void (*cg_warning_fn)(const char *msg, int deprecation);
 cg_err cg_set_warning_handler(cg_warning_fn fn);
+
+/* ---- tensor.cc (v3): loading from a file mapping ---- */
+/* cg_from_mapped_to is cg_from_bytes_to for data that lies in a private or
+ * shared file mapping (mmap): the copy runs in chunks of a few MiB, and when
+ * evict is non-zero each chunk's whole pages are dropped from the resident
+ * set (madvise MADV_DONTNEED) once copied, so that loading a file does not
+ * hold the mapping and the copy at once. evict must be 0 for memory that is
+ * not a file mapping. */
+cg_err cg_from_mapped_to(const void *data, size_t nbytes, const int64_t *shape,
+                         int ndim, int src_dtype, int dtype, int device_type,
+                         int device_index, int evict, cg_tensor *out);
+
+/* ---- checkpoint.cc (v3): activation checkpointing ---- */
+/* A checkpointed region keeps its inputs instead of its activations; its
+ * backward runs the region's forward again with grad on, then backward
+ * through it (like torch.utils.checkpoint, reentrant variant).
+ *
+ * cg_recompute_fn recomputes region ctx: inputs are n_in new handles (owned
+ * by the callee) to detached copies of the region's inputs, each requiring
+ * grad as the original did; it writes n_out new handles (owned by
+ * cgotorch) into outputs, or returns an error allocated with malloc.
+ * cg_release_fn is called once when the region's graph node is destroyed
+ * (after backward, or when the graph is dropped). Both may be called from
+ * any thread, with grad mode on. */
+typedef cg_err (*cg_recompute_fn)(uintptr_t ctx, cg_tensor *inputs, int n_in,
+                                  cg_tensor *outputs, int n_out);
+typedef void (*cg_release_fn)(uintptr_t ctx);
+cg_err cg_set_checkpoint_fns(cg_recompute_fn recompute, cg_release_fn release);
+/* cg_checkpoint records region ctx in the autograd graph: inputs (n_in) are
+ * what its forward read, outputs (n_out) what it returned when run without
+ * grad. out receives n_out new handles to the outputs' data whose grad_fn is
+ * the region's node. On success the node owns ctx (cg_release_fn releases
+ * it); on error the caller keeps it. */
+cg_err cg_checkpoint(uintptr_t ctx, const cg_tensor *inputs, int n_in,
+                     const cg_tensor *outputs, int n_out, cg_tensor *out);
 
 /* ---- optim.cc: fused optimizers, zero_grad, gradient clipping ----
  *

@@ -1,6 +1,9 @@
 // tensor.cc: handle lifetime, creation, readout and conversion.
 #include "internal.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 using cg::T;
 
 namespace cg {
@@ -237,6 +240,49 @@ cg_err cg_from_bytes_to(const void *data, size_t nbytes, const int64_t *shape,
       r = blob.clone();  // same dtype on CPU: one copy into owned memory
     else
       r = blob.to(opts);  // one conversion (dtype, device or both)
+  }
+  *out = cg::wrap(std::move(r));
+  CG_CATCH
+}
+
+cg_err cg_from_mapped_to(const void *data, size_t nbytes, const int64_t *shape,
+                         int ndim, int src_dtype, int dtype, int device_type,
+                         int device_index, int evict, cg_tensor *out) {
+  CG_TRY
+  auto src_st = cg::dtype_of(src_dtype);
+  auto opts = at::TensorOptions()
+                  .dtype(cg::dtype_of(dtype))
+                  .device(cg::device_of(device_type, device_index));
+  auto sizes = checked_sizes(shape, ndim, src_st, nbytes);
+  at::Tensor r = torch::empty(sizes, opts);
+  if (nbytes != 0) {
+    if (data == nullptr) throw std::invalid_argument("null data pointer");
+    // Copy (converting if asked) 8 MiB of source at a time into the flat
+    // destination; once a chunk is copied, drop its whole pages from the
+    // resident set, so that at most one chunk of the mapping is resident
+    // beside the copy. The pages stay in the page cache.
+    const int64_t esz = static_cast<int64_t>(c10::elementSize(src_st));
+    const int64_t numel = static_cast<int64_t>(nbytes) / esz;
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{8} << 20) / esz);
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t base = reinterpret_cast<uintptr_t>(data);
+    uintptr_t evicted = base & ~(page - 1);  // pages below this are dropped
+    at::Tensor flat = r.view({numel});
+    for (int64_t e0 = 0; e0 < numel; e0 += chunk) {
+      int64_t n = std::min(chunk, numel - e0);
+      auto *p = static_cast<char *>(const_cast<void *>(data)) + e0 * esz;
+      at::Tensor blob = torch::from_blob(p, {n}, at::TensorOptions().dtype(src_st));
+      flat.narrow(0, e0, n).copy_(blob);
+      if (evict != 0) {
+        uintptr_t end = reinterpret_cast<uintptr_t>(p + n * esz);
+        // whole pages only, except at the very end of the data
+        uintptr_t hi = e0 + n == numel ? (end + page - 1) & ~(page - 1) : end & ~(page - 1);
+        if (hi > evicted) {
+          madvise(reinterpret_cast<void *>(evicted), hi - evicted, MADV_DONTNEED);
+          evicted = hi;
+        }
+      }
+    }
   }
   *out = cg::wrap(std::move(r));
   CG_CATCH

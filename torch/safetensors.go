@@ -116,13 +116,17 @@ func loadOne(r safetensors.Reader, name string, o loadOptions) (*Tensor, error) 
 	if len(data) > 0 {
 		p = unsafe.Pointer(&data[0])
 	}
-	var out C.cg_tensor
-	c.check(C.cg_from_bytes_to(p, C.size_t(len(data)), shapePtr(info.Shape), C.int(len(info.Shape)),
-		C.int(src), C.int(dst), C.int(o.device.Type), C.int(o.device.Index), &out))
-	runtime.KeepAlive(data)
-	if e, ok := r.(interface{ Evict(string) }); ok {
-		e.Evict(name) // copied: keep the mapping out of the resident set
+	// A mapped file is copied in chunks, each chunk's pages dropped from
+	// the resident set once copied: the load then peaks near the size of
+	// the tensors, not twice it (the pages stay in the page cache).
+	evict := 0
+	if m, ok := r.(interface{ Mapped() bool }); ok && m.Mapped() {
+		evict = 1
 	}
+	var out C.cg_tensor
+	c.check(C.cg_from_mapped_to(p, C.size_t(len(data)), shapePtr(info.Shape), C.int(len(info.Shape)),
+		C.int(src), C.int(dst), C.int(o.device.Type), C.int(o.device.Index), C.int(evict), &out))
+	runtime.KeepAlive(data)
 	t := c.result(out)
 	return t, t.Err()
 }

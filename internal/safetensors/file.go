@@ -324,3 +324,11 @@ func (s *Sharded) Prefetch(name string) {
 		f.Prefetch(name)
 	}
 }
+
+// Mapped reports whether Bytes returns slices of a file mapping (mmap) —
+// memory that madvise(MADV_DONTNEED) may drop and read back — rather than
+// of a heap copy (platforms without mmap).
+func (f *File) Mapped() bool { return mmapped }
+
+// Mapped is File.Mapped: every shard is opened the same way.
+func (s *Sharded) Mapped() bool { return mmapped }

@@ -41,3 +41,6 @@ func dontNeed([]byte) {}
 
 // willNeedPages does nothing where the data is a private copy.
 func willNeedPages([]byte) {}
+
+// mmapped: mapData reads the file into memory (File.Mapped).
+const mmapped = false

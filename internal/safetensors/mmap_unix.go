@@ -68,3 +68,6 @@ func willNeedPages(b []byte) {
 		_ = syscall.Madvise(b, syscall.MADV_WILLNEED)
 	}
 }
+
+// mmapped: mapData maps the file (File.Mapped).
+const mmapped = true
