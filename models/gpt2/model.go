@@ -45,6 +45,12 @@ type Transformer struct {
 	H   *module.ModuleList[*Block] // "h": the blocks
 	LnF *module.LayerNorm          // "ln_f"
 	cfg *Config
+
+	// GradientCheckpointing runs each block as a torch.Checkpoint region
+	// in training forwards (grad on, no cache), like transformers'
+	// gradient_checkpointing_enable(): activations are recomputed in the
+	// backward instead of kept (see Model.SetGradientCheckpointing).
+	GradientCheckpointing bool
 }
 
 // Block is GPT2Block: pre-LayerNorm attention and MLP, each with a residual.
@@ -310,8 +316,13 @@ func (tr *Transformer) hidden(in module.Inputs, cache *hf.KVCache) *torch.Tensor
 	h = h.Add(tr.WPE.Forward(pos))
 	h = torch.Dropout(h, tr.cfg.EmbdPdrop, tr.Training())
 	bias, causal := attentionBias(h, mask, past, T)
+	ckpt := tr.GradientCheckpointing && cache == nil && torch.GradEnabled()
 	for i, b := range tr.H.All() {
-		h = b.forward(h, bias, causal, cache, i)
+		if ckpt {
+			h = b.checkpointed(h, bias, causal)
+		} else {
+			h = b.forward(h, bias, causal, cache, i)
+		}
 	}
 	return tr.LnF.Forward(h)
 }
@@ -341,6 +352,23 @@ func attentionBias(h, mask *torch.Tensor, past, T int64) (*torch.Tensor, bool) {
 func (b *Block) forward(x, bias *torch.Tensor, causal bool, cache *hf.KVCache, layer int) *torch.Tensor {
 	x = x.Add(b.Attn.forward(b.Ln1.Forward(x), bias, causal, cache, layer))
 	return x.Add(b.MLP.Forward(b.Ln2.Forward(x)))
+}
+
+// checkpointed runs the block as a torch.Checkpoint region (no cache);
+// the mask goes in as an input so that the backward's recomputation reads
+// it after the forward's scope has closed.
+func (b *Block) checkpointed(x, bias *torch.Tensor, causal bool) *torch.Tensor {
+	in := []*torch.Tensor{x}
+	if bias != nil {
+		in = append(in, bias)
+	}
+	return torch.Checkpoint(func(t []*torch.Tensor) []*torch.Tensor {
+		var bb *torch.Tensor
+		if len(t) > 1 {
+			bb = t[1]
+		}
+		return []*torch.Tensor{b.forward(t[0], bb, causal, nil, 0)}
+	}, in...)[0]
 }
 
 // Forward is the block without cache or mask: causal attention over x
@@ -403,3 +431,7 @@ func activate(x *torch.Tensor, name string) *torch.Tensor {
 	}
 	return torch.Failed(fmt.Errorf("gpt2: activation_function %q is not supported", name))
 }
+
+// SetGradientCheckpointing turns activation checkpointing of the blocks on
+// or off (Transformer.GradientCheckpointing).
+func (m *Model) SetGradientCheckpointing(on bool) { m.Transformer.GradientCheckpointing = on }

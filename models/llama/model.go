@@ -27,6 +27,13 @@ type Model struct {
 	Cfg    Config
 	Model  *Decoder     // "model"
 	LMHead module.Layer // "lm_head": a *module.Linear, or an adapter around it
+
+	// GradientCheckpointing runs each block as a torch.Checkpoint region
+	// in training forwards (grad on, no cache), like transformers'
+	// gradient_checkpointing_enable(): a block's activations are not kept
+	// but recomputed in the backward, so memory holds one block's
+	// activations instead of all of them, for a second forward's time.
+	GradientCheckpointing bool
 }
 
 // Decoder is LlamaModel: the embedding, the blocks and the final norm.
@@ -445,8 +452,13 @@ func (m *Model) forward(s *torch.Scope, in Inputs, head bool) *torch.Tensor {
 	}
 
 	h := m.Model.EmbedTokens.Forward(ids)
+	ckpt := m.GradientCheckpointing && in.Cache == nil && torch.GradEnabled()
 	for _, b := range m.Model.Layers.All() {
-		h = b.Forward(h, st)
+		if ckpt {
+			h = b.checkpointed(h, st)
+		} else {
+			h = b.Forward(h, st)
+		}
 	}
 	h = m.Model.Norm.Forward(h)
 	if !head {
@@ -456,6 +468,31 @@ func (m *Model) forward(s *torch.Scope, in Inputs, head bool) *torch.Tensor {
 		h = h.Narrow(1, T-k, k)
 	}
 	return m.LMHead.Forward(h)
+}
+
+// checkpointed runs Forward as a torch.Checkpoint region. The step's
+// tables and masks go in as the region's inputs, so that the recomputation
+// in the backward reads them even after the forward's scope has closed.
+func (b *Block) checkpointed(h *torch.Tensor, st *Step) *torch.Tensor {
+	in := []*torch.Tensor{h, st.Cos, st.Sin}
+	hasMask, hasSliding := st.Mask != nil, st.SlidingMask != nil
+	if hasMask {
+		in = append(in, st.Mask)
+	}
+	if hasSliding {
+		in = append(in, st.SlidingMask)
+	}
+	return torch.Checkpoint(func(x []*torch.Tensor) []*torch.Tensor {
+		re := &Step{Cos: x[1], Sin: x[2]}
+		i := 3
+		if hasMask {
+			re.Mask, i = x[i], i+1
+		}
+		if hasSliding {
+			re.SlidingMask = x[i]
+		}
+		return []*torch.Tensor{b.Forward(x[0], re)}
+	}, in...)[0]
 }
 
 // Forward runs the block on hidden states h [B, T, hidden]:
@@ -519,3 +556,7 @@ func repeatKV(x *torch.Tensor, n int64) *torch.Tensor {
 func (m *MLP) Forward(x *torch.Tensor) *torch.Tensor {
 	return m.DownProj.Forward(m.GateProj.Forward(x).Silu().Mul(m.UpProj.Forward(x)))
 }
+
+// SetGradientCheckpointing turns activation checkpointing of the blocks on
+// or off (Model.GradientCheckpointing).
+func (m *Model) SetGradientCheckpointing(on bool) { m.GradientCheckpointing = on }
