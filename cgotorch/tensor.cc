@@ -221,28 +221,10 @@ cg_err cg_set_data(cg_tensor dst, cg_tensor src) {
 cg_err cg_from_bytes_to(const void *data, size_t nbytes, const int64_t *shape,
                         int ndim, int src_dtype, int dtype, int device_type,
                         int device_index, cg_tensor *out) {
-  CG_TRY
-  auto src_st = cg::dtype_of(src_dtype);
-  auto opts = at::TensorOptions()
-                  .dtype(cg::dtype_of(dtype))
-                  .device(cg::device_of(device_type, device_index));
-  auto sizes = checked_sizes(shape, ndim, src_st, nbytes);
-  at::Tensor r;
-  if (nbytes == 0) {
-    r = torch::empty(sizes, opts);
-  } else {
-    if (data == nullptr) throw std::invalid_argument("null data pointer");
-    // from_blob borrows the caller's bytes for the duration of this call;
-    // the conversion below makes the tensor that is returned.
-    at::Tensor blob = torch::from_blob(const_cast<void *>(data), sizes,
-                                       at::TensorOptions().dtype(src_st));
-    if (opts.dtype() == blob.dtype() && opts.device() == blob.device())
-      r = blob.clone();  // same dtype on CPU: one copy into owned memory
-    else
-      r = blob.to(opts);  // one conversion (dtype, device or both)
-  }
-  *out = cg::wrap(std::move(r));
-  CG_CATCH
+  // The chunked copy without eviction: the same one copy (or conversion)
+  // into the target as a whole-tensor clone, done a few MiB at a time.
+  return cg_from_mapped_to(data, nbytes, shape, ndim, src_dtype, dtype,
+                           device_type, device_index, 0, out);
 }
 
 cg_err cg_from_mapped_to(const void *data, size_t nbytes, const int64_t *shape,
