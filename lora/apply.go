@@ -3,8 +3,9 @@ package lora
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"reflect"
-	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -12,130 +13,196 @@ import (
 	"github.com/golora/golora/torch"
 )
 
-// Config says which layers of a model Apply adapts, and how.
-type Config struct {
-	// R is the rank r of every adapter (required, > 0).
-	R int64
-	// Alpha is α; zero means α = r.
-	Alpha float64
-	// TargetModules lists module names to adapt with PEFT's semantics: a
-	// dotted name matches a target when it equals it or ends with
-	// "."+target ("q_proj" matches "blocks.0.attn.q_proj").
-	TargetModules []string
-	// TargetRegexp, if set, adapts every module whose full dotted name the
-	// regular expression matches entirely (PEFT's string form of
-	// target_modules). It may be combined with TargetModules.
-	TargetRegexp string
+// Apply injects LoRA adapters named "default" into model in place, like
+// PEFT's inject_adapter_in_model; it is AddAdapter(model, DefaultAdapter,
+// cfg). It returns the dotted names it adapted, in model order.
+func Apply(model module.Module, cfg Config) ([]string, error) {
+	return addAdapter("Apply", model, DefaultAdapter, cfg)
 }
 
-// Apply injects LoRA adapters into model in place, like PEFT's
-// inject_adapter_in_model. Every Linear and Embedding submodule
-// (module.Linear, module.Embedding) whose name matches the config is
-// replaced by a lora.Linear or lora.Embedding that keeps its pre-trained
-// weights (the same tensors). It returns the dotted names it adapted, in
+// AddAdapter adds an adapter called name to every module of model that
+// cfg targets, like PEFT's add_adapter. A target that is a base layer a
+// Dispatcher handles (module.Linear, module.Embedding, module.Conv1D,
+// module.Conv2d, or a registered kind) is replaced by an adapter layer
+// (*Linear, *Embedding, *Conv1D, *Conv2d, or *Layer) that keeps its
+// pre-trained weights (the same tensors); a target that is already an
+// adapter layer gets one more adapter. The new adapter is active, beside
+// the ones already active. It returns the dotted names it adapted, in
 // model order.
 //
 // Trainability follows PEFT (mark_only_lora_as_trainable): every
-// parameter of the model is frozen except the adapters' lora_a and lora_b.
-// Adapters that an earlier Apply installed keep their trainability, so
-// Apply(model, {q_proj}) then Apply(model, {v_proj}) trains both.
+// parameter of the model is frozen except the adapters' A, B and DoRA
+// magnitudes, the biases that cfg.Bias selects and the modules of
+// cfg.ModulesToSave. Adapters that an earlier call installed keep their
+// trainability, so Apply(model, {q_proj}) then Apply(model, {v_proj})
+// trains both.
 //
-// A target that matches a layer that is already a lora.Linear or
-// lora.Embedding is an error naming it. PEFT would add a second, named
-// adapter to that layer (or re-initialise one of the same name); golora's
-// layers hold one adapter, and a silent re-initialisation would discard
-// trained weights, so Apply refuses instead.
+// A target that already has an adapter of this name is an error naming
+// it: PEFT would re-initialise it, discarding trained weights.
 //
-// Adapters are created in model order, each drawing its lora_a from the
-// default generator; a layer shared under several names gets one adapter,
-// installed under each. Nil submodules (unset fields, nil container
+// Adapters are created in model order, each drawing its A from the
+// default generator; a layer shared under several names gets one adapter
+// layer, installed under each. Nil submodules (unset fields, nil container
 // entries) are skipped like PyTorch's None. A nil model, a target that
-// matches nothing, or one that matches a module that is neither Linear
-// nor Embedding, is an error listing what exists; on error the model is
-// left unchanged.
-func Apply(model module.Module, cfg Config) ([]string, error) {
-	if isNil(model) {
-		return nil, fmt.Errorf("lora: Apply: model is nil (%T)", model)
-	}
+// matches nothing, or one that matches a module no dispatcher handles, is
+// an error listing what exists; on error the model is left unchanged.
+func AddAdapter(model module.Module, name string, cfg Config) ([]string, error) {
+	return addAdapter("AddAdapter", model, name, cfg)
+}
+
+func checkConfig(cfg *Config) error {
 	if cfg.R <= 0 {
-		return nil, fmt.Errorf("lora: Apply: R must be positive, got %d", cfg.R)
+		return fmt.Errorf("R must be positive, got %d", cfg.R)
 	}
 	if cfg.Alpha < 0 || cfg.Alpha != cfg.Alpha {
-		return nil, fmt.Errorf("lora: Apply: Alpha must be positive (or 0 for α = r), got %v", cfg.Alpha)
+		return fmt.Errorf("Alpha must be positive (or 0 for α = r), got %v", cfg.Alpha)
+	}
+	if cfg.Dropout < 0 || cfg.Dropout >= 1 || cfg.Dropout != cfg.Dropout {
+		return fmt.Errorf("Dropout must be in [0, 1), got %v", cfg.Dropout)
 	}
 	if len(cfg.TargetModules) == 0 && cfg.TargetRegexp == "" {
-		return nil, fmt.Errorf("lora: Apply: no TargetModules or TargetRegexp given")
+		return fmt.Errorf("no TargetModules or TargetRegexp given")
 	}
-	var re *regexp.Regexp
-	if cfg.TargetRegexp != "" {
-		var err error
-		if re, err = regexp.Compile("^(?:" + cfg.TargetRegexp + ")$"); err != nil {
-			return nil, fmt.Errorf("lora: Apply: TargetRegexp: %w", err)
+	switch cfg.Bias {
+	case "", "none", "all", "lora_only":
+	default:
+		return fmt.Errorf(`Bias must be "none", "all" or "lora_only", got %q`, cfg.Bias)
+	}
+	switch cfg.Init {
+	case InitDefault, InitRandom, InitGaussian, InitPiSSA, InitOrthogonal:
+	default:
+		return fmt.Errorf("Init %q is not supported (true, false, gaussian, pissa, orthogonal)", cfg.Init)
+	}
+	for k, r := range cfg.RankPattern {
+		if r <= 0 {
+			return fmt.Errorf("RankPattern[%q] must be positive, got %d", k, r)
 		}
 	}
-	alpha := cfg.Alpha
-	if alpha == 0 {
-		alpha = float64(cfg.R)
+	for k, a := range cfg.AlphaPattern {
+		if !(a > 0) {
+			return fmt.Errorf("AlphaPattern[%q] must be positive, got %v", k, a)
+		}
 	}
+	return nil
+}
+
+func addAdapter(op string, model module.Module, name string, cfg Config) ([]string, error) {
+	adapted, _, err := inject(op, model, name, cfg)
+	return adapted, err
+}
+
+// inject adds adapter name per cfg and returns, with the adapted names, a
+// function that undoes it all.
+func inject(op string, model module.Module, name string, cfg Config) ([]string, func(), error) {
+	if isNil(model) {
+		return nil, nil, fmt.Errorf("lora: %s: model is nil (%T)", op, model)
+	}
+	if err := checkAdapterName(name); err != nil {
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
+	}
+	if err := checkConfig(&cfg); err != nil {
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
+	}
+	mt, err := compileConfig(&cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
+	}
+	cfg.TargetModules = slices.Clone(cfg.TargetModules)
+	saved := cfg // the copy every adapter keeps
 
 	// Pass 1: match names and check types, touching nothing. Modules
 	// skips nil submodules (unset fields, nil container entries), as
-	// PyTorch's named_modules skips None.
-	all := module.Modules(model)
+	// PyTorch's named_modules skips None; the insides of adapter layers
+	// are not targets.
+	all := visible(module.Modules(model))
 	hits := map[string]bool{}
 	var targets []module.NamedModule
+	var toSave []module.NamedModule
 	for _, nm := range all {
 		if nm.Name == "" {
 			continue
 		}
+		if mt.toSave(nm.Name) {
+			toSave = append(toSave, nm)
+			hits["save:"+nm.Name] = true
+		}
+		if mt.excluded(nm.Name) {
+			continue
+		}
+		// As PEFT: LayersToTransform filters the list targets (and
+		// "all-linear", which PEFT turns into a list), not a regexp.
 		matched := false
-		for _, t := range cfg.TargetModules {
-			if nm.Name == t || strings.HasSuffix(nm.Name, "."+t) {
+		for _, t := range mt.targets {
+			if suffixMatch(nm.Name, t) {
 				hits[t] = true
 				matched = true
 			}
 		}
-		if re != nil && re.MatchString(nm.Name) {
+		if mt.allLinear && isLinearKind(nm.Module) && !isHead(nm.Name, cfg.TaskType) {
+			hits[AllLinear] = true
+			matched = true
+		}
+		matched = matched && mt.inLayers(nm.Name)
+		if mt.re != nil && mt.re.MatchString(nm.Name) {
 			hits[cfg.TargetRegexp] = true
 			matched = true
 		}
 		if !matched {
 			continue
 		}
-		switch nm.Module.(type) {
-		case *module.Linear, *module.Embedding:
+		if al, ok := asAdapterLayer(nm.Module); ok {
+			if al.LoraLayer().Adapter(name) != nil {
+				return nil, nil, fmt.Errorf("lora: %s: %q already has a LoRA adapter (%T) named %q; leave it out of the targets", op, nm.Name, nm.Module, name)
+			}
 			targets = append(targets, nm)
-		case *Linear, *Embedding:
-			return nil, fmt.Errorf("lora: Apply: %q already has a LoRA adapter (%T); leave it out of the targets", nm.Name, nm.Module)
-		default:
-			return nil, fmt.Errorf("lora: Apply: target %q is a %T; only module.Linear and module.Embedding can be adapted (adaptable: %s)",
-				nm.Name, nm.Module, strings.Join(adaptable(all), ", "))
+			continue
 		}
+		if _, ok := dispatch(nm.Module); !ok {
+			return nil, nil, fmt.Errorf("lora: %s: target %q is a %T; only module.Linear and module.Embedding can be adapted, besides module.Conv1D, module.Conv2d and the kinds of RegisterDispatcher (adaptable: %s)",
+				op, nm.Name, nm.Module, strings.Join(adaptable(all), ", "))
+		}
+		targets = append(targets, nm)
 	}
 	var missing []string
-	for _, t := range cfg.TargetModules {
+	for _, t := range mt.targets {
 		if !hits[t] {
 			missing = append(missing, fmt.Sprintf("%q", t))
 		}
 	}
-	if re != nil && !hits[cfg.TargetRegexp] {
+	if mt.re != nil && !hits[cfg.TargetRegexp] {
 		missing = append(missing, fmt.Sprintf("regexp %q", cfg.TargetRegexp))
 	}
+	if mt.allLinear && !hits[AllLinear] {
+		missing = append(missing, fmt.Sprintf("%q", AllLinear))
+	}
+	for _, s := range cfg.ModulesToSave {
+		found := false
+		for _, nm := range toSave {
+			found = found || strings.HasSuffix(nm.Name, s)
+		}
+		if !found {
+			missing = append(missing, fmt.Sprintf("modules_to_save %q", s))
+		}
+	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("lora: Apply: target %s matched no module; the model has: %s",
-			strings.Join(missing, ", "), strings.Join(names(all), ", "))
+		return nil, nil, fmt.Errorf("lora: %s: target %s matched no module; the model has: %s",
+			op, strings.Join(missing, ", "), strings.Join(names(all), ", "))
 	}
 
 	// Pass 2: freeze all but the existing adapters, build the new ones,
-	// swap them in. On failure, put back the originals and every
-	// parameter's trainability.
+	// swap them in. On failure, put back the originals, delete the new
+	// adapters and restore every parameter's trainability.
 	before := module.NamedParameters(model)
 	var done []module.NamedModule // originals already replaced
-	var installed []module.Module // their adapters
+	var installed []module.Module // their adapter layers
+	var grown []*Layer            // existing adapter layers given the adapter
 	rollback := func() {
 		for i := len(done) - 1; i >= 0; i-- {
 			_ = module.SetChild(model, done[i].Name, done[i].Module)
 			closeAdapters(installed[i])
+		}
+		for _, l := range grown {
+			_ = l.deleteAdapter(name)
 		}
 		for _, p := range before {
 			_ = p.Tensor.SetRequiresGrad(p.Trainable)
@@ -143,19 +210,46 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 	}
 	if err := freezeAllButAdapters(all, before); err != nil {
 		rollback()
-		return nil, fmt.Errorf("lora: Apply: %w", err)
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
 	}
 	adapted := make([]string, 0, len(targets))
-	shared := map[module.Module]module.Module{} // a module under several names gets one adapter
+	var fio fanInFanOut
+	defer fio.warn()
+	shared := map[module.Module]module.Module{} // a module under several names gets one adapter layer
 	for _, nm := range targets {
+		r, alpha := mt.rankAlpha(&cfg, nm.Name)
+		sp := adapterSpec{r: r, alpha: alpha, dropout: cfg.Dropout, rslora: cfg.UseRSLoRA, dora: cfg.UseDoRA,
+			init: cfg.Init, specEmbed: !cfg.PEFTInit, peft: cfg.PEFTInit, cfg: &saved}
+		if al, ok := asAdapterLayer(nm.Module); ok {
+			l := al.LoraLayer()
+			if slices.Contains(grown, l) {
+				adapted = append(adapted, nm.Name)
+				continue
+			}
+			fio.note(&cfg, nm.Name, l.kind)
+			if err := l.addAdapter(name, sp); err != nil {
+				rollback()
+				return nil, nil, fmt.Errorf("lora: %s: %s: %w", op, nm.Name, err)
+			}
+			grown = append(grown, l)
+			adapted = append(adapted, nm.Name)
+			continue
+		}
 		repl, ok := shared[nm.Module]
 		var err error
 		if !ok {
-			switch base := nm.Module.(type) {
-			case *module.Linear:
-				repl, err = linearFrom(base.Weight, base.Bias, cfg.R, alpha)
-			case *module.Embedding:
-				repl, err = embeddingFrom(base.Weight, cfg.R, alpha)
+			kind, _ := dispatch(nm.Module)
+			fio.note(&cfg, nm.Name, kind)
+			var al AdapterLayer
+			if al, err = wrap(kind); err == nil {
+				// The adapter layer takes the base's mode (dropout on or off).
+				module.SetTraining(al, nm.Module.Registry().Training())
+				if err = al.LoraLayer().addAdapter(name, sp); err != nil {
+					closeAdapters(al)
+				}
+			}
+			if err == nil {
+				repl = al
 			}
 		}
 		if err == nil {
@@ -168,13 +262,101 @@ func Apply(model module.Module, cfg Config) ([]string, error) {
 		}
 		if err != nil {
 			rollback()
-			return nil, fmt.Errorf("lora: Apply: %s: %w", nm.Name, err)
+			return nil, nil, fmt.Errorf("lora: %s: %s: %w", op, nm.Name, err)
 		}
 		done = append(done, nm)
 		installed = append(installed, repl)
 		adapted = append(adapted, nm.Name)
 	}
-	return adapted, nil
+	if err := trainExtras(model, &cfg, toSave); err != nil {
+		rollback()
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
+	}
+	return adapted, rollback, nil
+}
+
+// trainExtras makes the biases that cfg.Bias selects and the modules to
+// save trainable.
+func trainExtras(model module.Module, cfg *Config, toSave []module.NamedModule) error {
+	var ts []*torch.Tensor
+	switch cfg.Bias {
+	case "all":
+		for _, p := range module.NamedParameters(model) {
+			if p.Name == "bias" || strings.HasSuffix(p.Name, ".bias") {
+				ts = append(ts, p.Tensor)
+			}
+		}
+	case "lora_only":
+		for _, nm := range visible(module.Modules(model)) {
+			if al, ok := asAdapterLayer(nm.Module); ok && al.LoraLayer().Bias != nil {
+				ts = append(ts, al.LoraLayer().Bias)
+			}
+		}
+	}
+	for _, nm := range toSave {
+		ts = append(ts, module.Parameters(nm.Module, false)...)
+	}
+	for _, t := range ts {
+		if err := t.SetRequiresGrad(true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// fanInFanOut collects the targets whose layout disagrees with
+// Config.FanInFanOut, for one warning per call when FanInFanOut is true
+// on a layer that is not a Conv1D (PEFT warns per layer and follows the
+// layer's kind, as golora does; FanInFanOut false on a Conv1D is the
+// usual Go config and goes unsaid).
+type fanInFanOut struct{ conv1D, other []string }
+
+func (f *fanInFanOut) note(cfg *Config, name string, k Kind) {
+	_, c1 := k.(*conv1DKind)
+	switch {
+	case c1 && !cfg.FanInFanOut:
+		f.conv1D = append(f.conv1D, name)
+	case !c1 && cfg.FanInFanOut:
+		f.other = append(f.other, name)
+	}
+}
+
+func (f *fanInFanOut) warn() {
+	if len(f.other) > 0 {
+		slog.Warn("lora: fan_in_fan_out is true but these targets are not Conv1D; using fan_in_fan_out=false for them", "modules", f.other)
+	}
+}
+
+// asAdapterLayer returns m as an AdapterLayer, if it is a non-nil one.
+func asAdapterLayer(m module.Module) (AdapterLayer, bool) {
+	al, ok := m.(AdapterLayer)
+	if !ok || isNil(m) || al.LoraLayer() == nil || al.LoraLayer().kind == nil {
+		return nil, false
+	}
+	return al, true
+}
+
+// visible drops the modules inside adapter layers (their adapters).
+func visible(all []module.NamedModule) []module.NamedModule {
+	var out []module.NamedModule
+	var inside []string
+	for _, nm := range all {
+		skip := false
+		for _, p := range inside {
+			if p == "" || strings.HasPrefix(nm.Name, p+".") {
+				skip = true
+				break
+			}
+		}
+		if skip {
+			continue
+		}
+		out = append(out, nm)
+		if _, ok := asAdapterLayer(nm.Module); ok {
+			inside = append(inside, nm.Name)
+		}
+	}
+	return out
 }
 
 // isNil reports whether m is absent: a nil interface, a typed nil pointer,
@@ -196,11 +378,10 @@ func isNil(m module.Module) bool {
 func freezeAllButAdapters(all []module.NamedModule, params []module.NamedParameter) error {
 	adapters := map[*torch.Tensor]bool{}
 	for _, nm := range all {
-		switch l := nm.Module.(type) {
-		case *Linear:
-			adapters[l.LoraA], adapters[l.LoraB] = true, true
-		case *Embedding:
-			adapters[l.LoraA], adapters[l.LoraB] = true, true
+		if al, ok := asAdapterLayer(nm.Module); ok {
+			for _, ad := range al.LoraLayer().adapters {
+				adapters[ad.A], adapters[ad.B], adapters[ad.Magnitude] = true, true, true
+			}
 		}
 	}
 	var errs []error
@@ -218,11 +399,10 @@ func freezeAllButAdapters(all []module.NamedModule, params []module.NamedParamet
 // closeAdapters frees the A and B of an adapter that was never installed
 // or was taken out again (its weights belong to the original layer).
 func closeAdapters(m module.Module) {
-	switch l := m.(type) {
-	case *Linear:
-		torch.CloseAll(l.LoraA, l.LoraB)
-	case *Embedding:
-		torch.CloseAll(l.LoraA, l.LoraB)
+	if al, ok := asAdapterLayer(m); ok {
+		for _, ad := range al.LoraLayer().adapters {
+			torch.CloseAll(ad.tensors()...)
+		}
 	}
 }
 
@@ -239,8 +419,7 @@ func names(all []module.NamedModule) []string {
 func adaptable(all []module.NamedModule) []string {
 	var out []string
 	for _, nm := range all {
-		switch nm.Module.(type) {
-		case *module.Linear, *module.Embedding:
+		if _, ok := dispatch(nm.Module); ok && nm.Name != "" {
 			out = append(out, nm.Name)
 		}
 	}

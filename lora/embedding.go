@@ -7,22 +7,22 @@ import (
 	"github.com/golora/golora/torch"
 )
 
-// Embedding is an embedding table with a LoRA update:
+// Embedding is an embedding table with LoRA adapters, PEFT's
+// lora.Embedding: it wraps a module.Embedding and holds adapters by name
+// (see Layer). With the one "default" adapter NewEmbedding creates it is
+// the spec's layer:
 //
 //	y = F.embedding(x, W0) + F.embedding(x, Aᵀ)·Bᵀ·α/r
 //
-// W0 (num×dim) is frozen; A (r×num) starts from N(0, 1), B (dim×r) at
-// zero, so y equals the base lookup until B moves. It is a module.Layer.
+// W0 (num×dim) is frozen; A (r×num, PEFT's lora_embedding_A) and B
+// (dim×r, lora_embedding_B) train.
+//
+// Two initialisations keep ΔW = 0 at the start. The spec's (NewEmbedding,
+// Apply with the default Init): A ~ N(0, 1), B = 0. PEFT's (an adapter
+// created from a Config whose Init is set, or AddAdapter with PEFTInit):
+// A = 0, B ~ N(0, 1). It is a module.Layer.
 type Embedding struct {
-	module.Base
-	Weight *torch.Tensor // W0, num×dim, frozen
-	LoraA  *torch.Tensor // A, r×num, trainable
-	LoraB  *torch.Tensor // B, dim×r, trainable
-
-	r        int64
-	num, dim int64 // kept so that the accessors need no tensor
-	alpha    float64
-	merged   bool
+	Layer
 }
 
 // NewEmbedding returns a LoRA embedding of rank r: the spec's
@@ -76,8 +76,9 @@ func NewEmbedding(numEmbeddings, embeddingDim, r int64, opts ...Option) (*Embedd
 	return e, nil
 }
 
-// embeddingFrom freezes w (num×dim), creates A and B, and registers
-// everything. On error it frees what it created and leaves w to the caller.
+// embeddingFrom wraps w (num×dim) in a module.Embedding, freezes it and
+// adds the "default" adapter with the spec's init. On error it frees what
+// it created and leaves w to the caller.
 func embeddingFrom(w *torch.Tensor, r int64, alpha float64) (*Embedding, error) {
 	ws, err := w.Size()
 	if err != nil {
@@ -86,22 +87,19 @@ func embeddingFrom(w *torch.Tensor, r int64, alpha float64) (*Embedding, error) 
 	if len(ws) != 2 {
 		return nil, fmt.Errorf("weight must be 2-D (num×dim), got shape %v", ws)
 	}
-	if err := freeze(w); err != nil {
-		return nil, err
-	}
-	num, dim := ws[0], ws[1]
-	// A (r×num): N(0, 1), indexed by token through Aᵀ. B (dim×r): zeros,
-	// so ΔW = (B·A)ᵀ = 0 at the start.
-	a, bm, err := adapterPair([]int64{r, num}, []int64{dim, r}, w, func(a *torch.Tensor) error {
-		return a.Normal_(0, 1)
-	})
+	base, err := module.EmbeddingFrom(w)
 	if err != nil {
 		return nil, err
 	}
-	e := &Embedding{Weight: w, LoraA: a, LoraB: bm, r: r, num: num, dim: dim, alpha: alpha}
-	e.Param("weight", &e.Weight)
-	e.Param("lora_a", &e.LoraA)
-	e.Param("lora_b", &e.LoraB)
+	e := &Embedding{}
+	if err := newLayer(&e.Layer, &embeddingKind{base}); err != nil {
+		return nil, err
+	}
+	// A (r×num): N(0, 1), indexed by token through Aᵀ. B (dim×r): zeros,
+	// so ΔW = (B·A)ᵀ = 0 at the start.
+	if err := e.addAdapter(DefaultAdapter, adapterSpec{r: r, alpha: alpha, specEmbed: true}); err != nil {
+		return nil, fmt.Errorf("creating lora_a and lora_b: %w", err)
+	}
 	return e, nil
 }
 
@@ -109,79 +107,77 @@ func embeddingFrom(w *torch.Tensor, r int64, alpha float64) (*Embedding, error) 
 // (false for Merged), and after module.Close they still return what the
 // layer was built with.
 
-// Rank returns r.
+// Rank returns r of the "default" adapter.
 func (e *Embedding) Rank() int64 {
 	if e == nil {
 		return 0
 	}
-	return e.r
+	return e.first().Rank()
 }
 
-// Alpha returns α.
+// Alpha returns α of the "default" adapter.
 func (e *Embedding) Alpha() float64 {
 	if e == nil {
 		return 0
 	}
-	return e.alpha
+	return e.first().Alpha()
 }
 
-// Scaling returns α/r.
+// Scaling returns the "default" adapter's α/r.
 func (e *Embedding) Scaling() float64 {
-	if e == nil || e.r == 0 {
+	if e == nil {
 		return 0
 	}
-	return e.alpha / float64(e.r)
+	return e.first().Scaling()
 }
 
 // NumEmbeddings returns the number of rows of W0.
 func (e *Embedding) NumEmbeddings() int64 {
-	if e == nil {
+	if e == nil || e.kind == nil {
 		return 0
 	}
-	return e.num
+	return e.kind.(*embeddingKind).m.NumEmbeddings()
 }
 
 // EmbeddingDim returns the width of W0.
 func (e *Embedding) EmbeddingDim() int64 {
-	if e == nil {
+	if e == nil || e.kind == nil {
 		return 0
 	}
-	return e.dim
+	return e.kind.(*embeddingKind).m.EmbeddingDim()
 }
 
-// Merged reports whether (B·A)ᵀ·α/r is currently folded into W0.
-func (e *Embedding) Merged() bool { return e != nil && e.merged }
+// Merged reports whether an adapter is currently folded into W0.
+func (e *Embedding) Merged() bool { return e != nil && len(e.merged) > 0 }
 
 // Forward looks up int64 or int32 indices x of any shape and returns
-// F.embedding(x, W0) + F.embedding(x, Aᵀ)·Bᵀ·α/r, of shape (…, dim), in
-// one fused call (torch.LoraEmbedding); merged, it is a plain lookup in
-// W0 + (B·A)ᵀ·α/r. Errors stick to the result: indices of another dtype
-// or out of range, a failed or closed x, a closed or nil layer.
+// F.embedding(x, W0) plus every active adapter's F.embedding(x, Aᵀ)·Bᵀ·α/r,
+// of shape (…, dim); with one adapter in one fused call
+// (torch.LoraEmbedding); merged, it is a plain lookup in W0 + (B·A)ᵀ·α/r.
+// Errors stick to the result: indices of another dtype or out of range, a
+// failed or closed x, a closed or nil layer.
 func (e *Embedding) Forward(x *torch.Tensor) *torch.Tensor {
 	if e == nil {
 		// No weight: the op fails naming it (or passes x's error on).
 		return torch.Embedding(x, nil)
 	}
-	if e.merged {
-		return torch.Embedding(x, e.Weight)
-	}
-	return torch.LoraEmbedding(x, e.Weight, e.LoraA, e.LoraB, e.Scaling())
+	return e.Layer.Forward(x)
 }
 
-// Merge folds the update into W0: W0 ← W0 + (B·A)ᵀ·α/r, since row i of
-// Aᵀ·Bᵀ is the update of token i (num×r · r×dim = num×dim). Merging twice
-// is an error; so is merging a nil or closed layer.
+// Merge folds the active adapters into W0: W0 ← W0 + (B·A)ᵀ·α/r, since
+// row i of Aᵀ·Bᵀ is the update of token i (num×r · r×dim = num×dim),
+// computed in float32. Merging twice is an error; so is merging a nil or
+// closed layer.
 func (e *Embedding) Merge() error {
 	if e == nil {
 		return fmt.Errorf("lora: Embedding.Merge: %w", errNilLayer)
 	}
-	if e.merged {
+	if len(e.merged) > 0 {
 		return fmt.Errorf("lora: Embedding.Merge: already merged")
 	}
-	if err := addDelta(e.Weight, e.LoraB, e.LoraA, e.Scaling(), true); err != nil {
+	if err := e.MergeAdapters(false); err != nil {
 		return fmt.Errorf("lora: Embedding.Merge: %w", err)
 	}
-	e.merged = true
 	return nil
 }
 
@@ -191,12 +187,11 @@ func (e *Embedding) Unmerge() error {
 	if e == nil {
 		return fmt.Errorf("lora: Embedding.Unmerge: %w", errNilLayer)
 	}
-	if !e.merged {
+	if len(e.merged) == 0 {
 		return fmt.Errorf("lora: Embedding.Unmerge: not merged")
 	}
-	if err := addDelta(e.Weight, e.LoraB, e.LoraA, -e.Scaling(), true); err != nil {
+	if err := e.UnmergeAdapters(); err != nil {
 		return fmt.Errorf("lora: Embedding.Unmerge: %w", err)
 	}
-	e.merged = false
 	return nil
 }

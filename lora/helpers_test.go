@@ -97,3 +97,6 @@ func clearGrads(t testing.TB, ps []*torch.Tensor) {
 }
 
 func itoa(v int64) string { return strconv.FormatInt(v, 10) }
+
+// strconvFormat formats a relative error for the logs.
+func strconvFormat(v float64) string { return strconv.FormatFloat(v, 'e', 2, 64) }

@@ -9,24 +9,18 @@ import (
 	"github.com/golora/golora/torch"
 )
 
-// Linear is a linear layer with a LoRA update:
+// Linear is a linear layer with LoRA adapters, PEFT's lora.Linear: it
+// wraps a module.Linear and holds adapters by name (see Layer). With the
+// one "default" adapter NewLinear creates it is the spec's layer:
 //
 //	y = F.linear(x, W0, b) + (x·Aᵀ·Bᵀ)·α/r
 //
 // W0 (out×in) and b (out) are frozen; A (r×in) starts kaiming-uniform
 // (a=√5), B (out×r) starts at zero, so y equals the base layer's output
-// until B moves. It is a module.Layer.
+// until B moves. Its state dict names are the spec's: weight, bias,
+// lora_a, lora_b (see SpecKeyMap). It is a module.Layer.
 type Linear struct {
-	module.Base
-	Weight *torch.Tensor // W0, out×in, frozen
-	Bias   *torch.Tensor // b, out, frozen; nil without bias
-	LoraA  *torch.Tensor // A, r×in, trainable
-	LoraB  *torch.Tensor // B, out×r, trainable
-
-	r       int64
-	in, out int64 // k and d, kept so that the accessors need no tensor
-	alpha   float64
-	merged  bool
+	Layer
 }
 
 // errNilLayer is the error of Merge and Unmerge on a nil layer.
@@ -124,9 +118,10 @@ func checkLinearWeights(w, b *torch.Tensor, in, out int64, bias bool) error {
 	return nil
 }
 
-// linearFrom freezes w (out×in) and b, creates A and B, and registers
-// everything. On error it frees what it created and leaves w and b to the
-// caller (their trainability may have changed).
+// linearFrom wraps w (out×in) and b in a module.Linear, freezes them and
+// adds the "default" adapter of rank r (A kaiming-uniform, B zero). On
+// error it frees what it created and leaves w and b to the caller (their
+// trainability may have changed).
 func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 	ws, err := w.Size()
 	if err != nil {
@@ -135,23 +130,17 @@ func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 	if len(ws) != 2 {
 		return nil, fmt.Errorf("weight must be 2-D (out×in), got shape %v", ws)
 	}
-	if err := freeze(w, b); err != nil {
-		return nil, err
-	}
-	out, in := ws[0], ws[1]
-	// A (r×in): kaiming-uniform like a linear layer's weight, so x·Aᵀ has
-	// a sensible scale. B (out×r): zeros, so ΔW = B·A = 0 at the start.
-	a, bm, err := adapterPair([]int64{r, in}, []int64{out, r}, w, func(a *torch.Tensor) error {
-		return a.KaimingUniform_(math.Sqrt(5), torch.FanIn, torch.LeakyReLU)
-	})
+	base, err := module.LinearFrom(w, b)
 	if err != nil {
 		return nil, err
 	}
-	l := &Linear{Weight: w, Bias: b, LoraA: a, LoraB: bm, r: r, in: in, out: out, alpha: alpha}
-	l.Param("weight", &l.Weight)
-	l.Param("bias", &l.Bias)
-	l.Param("lora_a", &l.LoraA)
-	l.Param("lora_b", &l.LoraB)
+	l := &Linear{}
+	if err := newLayer(&l.Layer, &linearKind{base}); err != nil {
+		return nil, err
+	}
+	if err := l.addAdapter(DefaultAdapter, adapterSpec{r: r, alpha: alpha}); err != nil {
+		return nil, fmt.Errorf("creating lora_a and lora_b: %w", err)
+	}
 	return l, nil
 }
 
@@ -159,94 +148,93 @@ func linearFrom(w, b *torch.Tensor, r int64, alpha float64) (*Linear, error) {
 // panic: on a nil layer they return zero values (false for Merged), and
 // after module.Close they still return what the layer was built with.
 
-// Rank returns r.
+// Rank returns r of the "default" adapter (of the first adapter if there
+// is no default).
 func (l *Linear) Rank() int64 {
 	if l == nil {
 		return 0
 	}
-	return l.r
+	return l.first().Rank()
 }
 
-// Alpha returns α.
+// Alpha returns α of the "default" adapter.
 func (l *Linear) Alpha() float64 {
 	if l == nil {
 		return 0
 	}
-	return l.alpha
+	return l.first().Alpha()
 }
 
-// Scaling returns α/r, the factor applied to x·Aᵀ·Bᵀ.
+// Scaling returns the "default" adapter's factor on x·Aᵀ·Bᵀ: α/r (α/√r
+// with rsLoRA).
 func (l *Linear) Scaling() float64 {
-	if l == nil || l.r == 0 {
+	if l == nil {
 		return 0
 	}
-	return l.alpha / float64(l.r)
+	return l.first().Scaling()
 }
 
 // InFeatures returns k, the input width.
 func (l *Linear) InFeatures() int64 {
-	if l == nil {
+	if l == nil || l.kind == nil {
 		return 0
 	}
-	return l.in
+	return l.kind.(*linearKind).m.InFeatures()
 }
 
 // OutFeatures returns d, the output width.
 func (l *Linear) OutFeatures() int64 {
-	if l == nil {
+	if l == nil || l.kind == nil {
 		return 0
 	}
-	return l.out
+	return l.kind.(*linearKind).m.OutFeatures()
 }
 
-// Merged reports whether B·A·α/r is currently folded into W0.
-func (l *Linear) Merged() bool { return l != nil && l.merged }
+// Merged reports whether an adapter is currently folded into W0.
+func (l *Linear) Merged() bool { return l != nil && len(l.merged) > 0 }
 
-// Forward returns F.linear(x, W0, b) + (x·Aᵀ·Bᵀ)·α/r for x of shape
-// (…, in), computed by one fused call (torch.LoraLinear). When merged it is
-// F.linear(x, W0 + B·A·α/r, b), the same value at the cost of a plain
-// linear layer. Errors stick to the result: a wrong input width, a failed
-// or closed x, a closed or nil layer.
+// Forward returns F.linear(x, W0, b) plus every active adapter's update.
+// With one plain adapter (no DoRA, no dropout in training) it is one fused
+// call (torch.LoraLinear): F.linear(x, W0, b) + (x·Aᵀ·Bᵀ)·α/r. When merged
+// it is F.linear(x, W0 + B·A·α/r, b), the same value at the cost of a
+// plain linear layer. Errors stick to the result: a wrong input width, a
+// failed or closed x, a closed or nil layer.
 func (l *Linear) Forward(x *torch.Tensor) *torch.Tensor {
 	if l == nil {
 		// No weight: the op fails naming it (or passes x's error on).
 		return torch.Linear(x, nil, nil)
 	}
-	if l.merged {
-		return torch.Linear(x, l.Weight, l.Bias)
-	}
-	return torch.LoraLinear(x, l.Weight, l.Bias, l.LoraA, l.LoraB, l.Scaling())
+	return l.Layer.Forward(x)
 }
 
-// Merge folds the update into the frozen weight: W0 ← W0 + B·A·α/r
-// (out×r · r×in = out×in). Forward then costs what a plain linear layer
+// Merge folds the active adapters into the frozen weight: W0 ← W0 +
+// B·A·α/r (out×r · r×in = out×in), computed in float32 (see
+// Layer.MergeAdapters). Forward then costs what a plain linear layer
 // costs. Merging twice is an error; so is merging a nil or closed layer.
 func (l *Linear) Merge() error {
 	if l == nil {
 		return fmt.Errorf("lora: Linear.Merge: %w", errNilLayer)
 	}
-	if l.merged {
+	if len(l.merged) > 0 {
 		return fmt.Errorf("lora: Linear.Merge: already merged")
 	}
-	if err := addDelta(l.Weight, l.LoraB, l.LoraA, l.Scaling(), false); err != nil {
+	if err := l.MergeAdapters(false); err != nil {
 		return fmt.Errorf("lora: Linear.Merge: %w", err)
 	}
-	l.merged = true
 	return nil
 }
 
-// Unmerge takes the update back out: W0 ← W0 − B·A·α/r. It is an error
-// unless the layer is merged.
+// Unmerge takes the merged adapters back out: W0 ← W0 − B·A·α/r. It is an
+// error unless the layer is merged.
 func (l *Linear) Unmerge() error {
 	if l == nil {
 		return fmt.Errorf("lora: Linear.Unmerge: %w", errNilLayer)
 	}
-	if !l.merged {
+	if len(l.merged) == 0 {
 		return fmt.Errorf("lora: Linear.Unmerge: not merged")
 	}
-	if err := addDelta(l.Weight, l.LoraB, l.LoraA, -l.Scaling(), false); err != nil {
+	if err := l.UnmergeAdapters(); err != nil {
 		return fmt.Errorf("lora: Linear.Unmerge: %w", err)
 	}
-	l.merged = false
 	return nil
 }
