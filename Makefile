@@ -61,17 +61,21 @@ refs:
 # The interop suite: golora against the real PyTorch 2.x, transformers, PEFT
 # and tokenizers of a pinned venv (scripts/interop_venv.sh; about 2 minutes
 # and 5.9 GB the first time, cached in ~/.cache/golora afterwards, or
-# PYTHON_INTEROP=/path/to/python to use another). The generators
+# PYTHON_INTEROP=/path/to/python to use another). golora runs on that venv's
+# libtorch (scripts/interop_lib.sh builds libcgotorch.so against it), so both
+# sides share every kernel and torchrun's store. The generators
 # */testdata/interop_*.py write their reference files (gitignored) with it,
 # then the Go tests built with the interop tag and named TestInterop* run,
 # some of them calling that Python themselves ($$GOLORA_INTEROP_PYTHON).
 interop: tree-save install
 	@set -euo pipefail; \
 	py="$(PYTHON_INTEROP)"; [ -n "$$py" ] || py=$$(scripts/interop_venv.sh | tail -n1); \
+	lib=$$(scripts/interop_lib.sh "$$py" | tail -n1); \
 	scripts/run_generators.sh "$$py" 'interop_*.py'; \
 	$(GO) vet -tags interop ./...; \
-	echo "GOLORA_INTEROP_PYTHON=$$py go test -tags interop -run '^TestInterop' ./..."; \
-	GOLORA_INTEROP_PYTHON="$$py" $(GO) test -tags interop -count=1 -run '^TestInterop' $(TESTFLAGS) ./...
+	echo "GOLORA_INTEROP_PYTHON=$$py LD_LIBRARY_PATH=$$lib go test -tags interop -run '^TestInterop' ./..."; \
+	GOLORA_INTEROP_PYTHON="$$py" CGO_LDFLAGS="-L$$lib" LD_LIBRARY_PATH="$$lib$${LD_LIBRARY_PATH:+:$$LD_LIBRARY_PATH}" \
+		$(GO) test -tags interop -count=1 -run '^TestInterop' $(TESTFLAGS) ./...
 	@scripts/check_tree.sh same
 
 # Only the interop generators (make interop runs them first).

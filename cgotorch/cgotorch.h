@@ -26,7 +26,7 @@ extern "C" {
 
 /* CG_ABI_VERSION changes whenever a signature or an enum value changes.
  * The Go package refuses a libcgotorch.so whose version differs. */
-#define CG_ABI_VERSION 3
+#define CG_ABI_VERSION 4
 
 typedef const char *cg_err;
 typedef struct cg_tensor_s *cg_tensor;
@@ -293,6 +293,35 @@ cg_err cg_set_checkpoint_fns(cg_recompute_fn recompute, cg_release_fn release);
  * it); on error the caller keeps it. */
 cg_err cg_checkpoint(uintptr_t ctx, const cg_tensor *inputs, int n_in,
                      const cg_tensor *outputs, int n_out, cg_tensor *out);
+
+/* ---- dist.cc (v4): c10d stores, process groups and collectives ---- */
+/* A process group of world processes over a store that they share. Every
+ * collective waits at most the group's timeout and then fails: a dead peer
+ * is an error, not a hang. A build without Gloo's headers has every entry
+ * point fail saying so; cg_dist_backends then returns 0. */
+typedef struct cg_pg_s *cg_pg;
+enum { CG_DIST_GLOO = 1, CG_DIST_NCCL = 2 }; /* backends (bits of cg_dist_backends) */
+enum { CG_STORE_TCP = 0, CG_STORE_FILE = 1 };
+int cg_dist_backends(void);
+/* cg_pg_new joins a group. CG_STORE_TCP: a TCPStore at store_addr:port,
+ * hosted by this process when is_server (it then waits for world
+ * clients); CG_STORE_FILE: a FileStore at path store_addr (port unused).
+ * Gloo binds to $GLOO_SOCKET_IFNAME when set, else to the address of this
+ * host's name (loopback when that does not resolve), as PyTorch does. */
+cg_err cg_pg_new(int backend, int store_kind, const char *store_addr, int port,
+                 int is_server, int rank, int world, int64_t timeout_ms, cg_pg *out);
+void cg_pg_free(cg_pg pg);
+/* cg_pg_allreduce sums the n contiguous tensors across the group, in place,
+ * then divides by the world size when average is set. The tensors travel
+ * flattened in buckets of at most bucket_bytes (one collective per bucket). */
+cg_err cg_pg_allreduce(cg_pg pg, const cg_tensor *ts, int n, int average,
+                       int64_t bucket_bytes);
+/* cg_pg_broadcast copies root's n tensors into every rank's, in place. */
+cg_err cg_pg_broadcast(cg_pg pg, const cg_tensor *ts, int n, int root,
+                       int64_t bucket_bytes);
+/* cg_pg_allgather writes world new handles into outs: rank i's t at i. */
+cg_err cg_pg_allgather(cg_pg pg, cg_tensor t, cg_tensor *outs);
+cg_err cg_pg_barrier(cg_pg pg);
 
 /* ---- optim.cc: fused optimizers, zero_grad, gradient clipping ----
  *

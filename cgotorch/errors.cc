@@ -27,6 +27,21 @@ std::string clean_line(std::string line) {
     end = end == std::string::npos ? close + 2 : end + 2;
     line.erase(at, end - at);
   }
+  // "[./gloo/transport/tcp/pair.cc:589] Read error ..." (Gloo's
+  // enforce) -> "Read error ...": a bracketed source file and line.
+  if (!line.empty() && line[0] == '[') {
+    size_t close = line.find("] ");
+    size_t colon = line.rfind(':', close);
+    std::string loc = close == std::string::npos ? "" : line.substr(0, close);
+    bool file = colon != std::string::npos && colon > 1 &&
+                (loc.find(".cc:") != std::string::npos || loc.find(".cpp:") != std::string::npos ||
+                 loc.find(".h:") != std::string::npos);
+    if (file && close > colon + 1) {
+      bool digits = true;
+      for (size_t i = colon + 1; i < close; i++) digits = digits && line[i] >= '0' && line[i] <= '9';
+      if (digits) line.erase(0, close + 2);
+    }
+  }
   // 'cond INTERNAL ASSERT FAILED at "/path/file.cpp":123, please report'
   // -> 'cond INTERNAL ASSERT FAILED, please report'; the same for
   // "CHECK FAILED at".

@@ -461,6 +461,21 @@ if ((T_DEBIAN)); then
 	fi
 fi
 
+# c10d's Gloo backend (the dist package) needs Gloo's headers when
+# libcgotorch.so is built, with either libtorch line (PyPI's wheels ship
+# c10d's headers but not Gloo's): Debian's libgloo-dev. Without them the
+# build still succeeds and dist reports that it is unavailable.
+if is_debian_like && command -v apt-get >/dev/null; then
+	if pkg_installed libgloo-dev; then
+		log "libgloo-dev is installed: distributed training (Gloo) is built"
+	else
+		rc=0
+		apt_install libgloo-dev || rc=$?
+		((rc == 2)) && warn "libgloo-dev is missing, so libcgotorch.so is built without distributed training; install it with:
+    sudo apt-get install -y libgloo-dev"
+	fi
+fi
+
 # The PyTorch reference files (make refs) are generated with /usr/bin/python3.
 if ((python_refs)) && is_debian_like && command -v apt-get >/dev/null; then
 	if sys_py_has_torch; then
