@@ -5,8 +5,7 @@
 // torch.utils.checkpoint's use_reentrant=True does): parameters used inside
 // the region accumulate their gradients there, and the inputs' gradients
 // flow on through the node's edges.
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/utils.h>
+#include "autograd_node.h"
 
 #include <cstdlib>
 
@@ -118,8 +117,7 @@ cg_err cg_checkpoint(uintptr_t ctx, const cg_tensor *inputs, int n_in,
     }
     outs[j] = d;
   }
-  std::shared_ptr<CheckpointBackward> node(new CheckpointBackward(),
-                                           torch::autograd::deleteNode);
+  auto node = cg::make_node<CheckpointBackward>();
   node->n_out = n_out;
   node->needs_grad.resize(n_in);
   node->inputs.resize(n_in);

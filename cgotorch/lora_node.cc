@@ -14,8 +14,7 @@
 // PyTorch's mm/addmm backward formulas pick for these row-major operands,
 // so the gradients are the same bits.
 #include <ATen/autocast_mode.h>
-#include <torch/csrc/autograd/function.h>
-#include <torch/csrc/autograd/functions/utils.h>
+#include "autograd_node.h"
 #include <torch/csrc/autograd/saved_variable.h>
 
 #include "internal.h"
@@ -48,9 +47,10 @@ struct LoraLinearBackward : public torch::autograd::Node {
     if (!xa_.defined())
       throw std::runtime_error(
           "LoraLinearBackward: backward through the graph a second time needs retain_graph");
-    at::Tensor X = x_.unpack(shared_from_this());
-    at::Tensor A = a_.unpack(shared_from_this());
-    at::Tensor B = b_.unpack(shared_from_this());
+    auto self = cg::self_ptr<torch::autograd::Node>(this);
+    at::Tensor X = x_.unpack(self);
+    at::Tensor A = a_.unpack(self);
+    at::Tensor B = b_.unpack(self);
     const int64_t out = g.size(-1), r = A.size(0), in = A.size(1);
     at::Tensor gm2 = g.mul(s_).reshape({-1, out});  // MulBackward, then the matmul's fold
     at::Tensor xa2 = xa_.reshape({-1, r});
@@ -100,8 +100,7 @@ at::Tensor lora_linear_node(const at::Tensor &X, const at::Tensor &W,
     xa = X.matmul(A.t());
     y = y.add(xa.matmul(B.t()).mul(s));
   }
-  std::shared_ptr<LoraLinearBackward> node(new LoraLinearBackward(),
-                                           torch::autograd::deleteNode);
+  auto node = cg::make_node<LoraLinearBackward>();
   node->set_next_edges(torch::autograd::collect_next_edges(X, A, B));
   node->x_ = SavedVariable(X, false);
   node->a_ = SavedVariable(A, false);
