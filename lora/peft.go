@@ -398,6 +398,29 @@ func copyAdapter(model module.Module, name string, cfg *Config, file map[string]
 			misshaped = append(misshaped, fmt.Sprintf("%s: model %v, file %v", k, dst.DType(), src.DType()))
 		}
 	}
+	// PEFT's save_pretrained (save_embedding_layers="auto") also writes an
+	// adapted embedding's base weight, <path>.base_layer.weight, when the
+	// target is embed_tokens or lm_head, and its loader copies it into the
+	// base layer (a resized vocabulary travels that way). Do the same.
+	optional := map[string]*torch.Tensor{}
+	for _, nl := range layerPaths(model) {
+		if _, ok := nl.Layer.(*Embedding); !ok {
+			continue
+		}
+		if l := nl.Layer.LoraLayer(); l.Adapter(name) != nil && l.Weight != nil {
+			optional[peftPrefix+nl.Name+".base_layer.weight"] = l.Weight
+		}
+	}
+	for k, dst := range optional {
+		src, ok := file[k]
+		if !ok {
+			continue
+		}
+		if ds, ss := dst.Shape(), src.Shape(); !slices.Equal(ds, ss) {
+			misshaped = append(misshaped, fmt.Sprintf("%s: model %v, file %v (the base embedding PEFT saved with the adapter)", k, ds, ss))
+		}
+		want[k] = dst
+	}
 	for k := range file {
 		if _, ok := want[k]; !ok {
 			// PEFT's bias="all" also writes the copies inside its

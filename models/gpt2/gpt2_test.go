@@ -155,7 +155,7 @@ func TestNamesAndTying(t *testing.T) {
 	require.Len(t, names, 4+2*12)
 	require.Equal(t, []int64{16, 48}, m.Transformer.H.At(0).Attn.CAttn.(*module.Conv1D).Weight.Shape(), "Conv1D: in×out")
 	head := m.LMHead.(*module.Linear)
-	require.Same(t, m.Transformer.WTE.Weight, head.Weight)
+	require.Same(t, m.Transformer.WTE.(*module.Embedding).Weight, head.Weight)
 
 	c := tinyConfig()
 	c.TieWordEmbeddings = false
@@ -374,7 +374,7 @@ func TestLoadBFloat16(t *testing.T) {
 	l, err := gpt2.Load(dir, hf.WithDType(torch.BFloat16))
 	require.NoError(t, err)
 	defer module.Close(l)
-	require.Equal(t, torch.BFloat16, l.Transformer.WTE.Weight.DType())
+	require.Equal(t, torch.BFloat16, l.Transformer.WTE.(*module.Embedding).Weight.DType())
 	ids, mask := []int64{0, 3, 9, 4, 8, 1}, []int64{0, 1, 1, 1, 1, 1}
 	want := logits(t, m, ids, mask, 2, 3)
 	s := torch.NewScope()

@@ -40,8 +40,8 @@ type Model struct {
 // Transformer is GPT2Model: embeddings, blocks and the final LayerNorm.
 type Transformer struct {
 	module.Base
-	WTE *module.Embedding          // "wte": token embeddings (vocab, n_embd)
-	WPE *module.Embedding          // "wpe": learned positions (n_positions, n_embd)
+	WTE module.Layer               // "wte": token embeddings (vocab, n_embd): a *module.Embedding, or an adapter around it
+	WPE module.Layer               // "wpe": learned positions (n_positions, n_embd): a *module.Embedding, or an adapter
 	H   *module.ModuleList[*Block] // "h": the blocks
 	LnF *module.LayerNorm          // "ln_f"
 	cfg *Config
@@ -115,9 +115,11 @@ func build(cfg Config, opts []torch.Option) (m *Model, err error) {
 	tr := &Transformer{cfg: c, H: module.NewModuleList[*Block]()}
 	m.Transformer = tr
 	module.Child(&m.Base, "transformer", &m.Transformer)
-	if tr.WTE, err = embedding(c.VocabSize, c.NEmbd, std, opts); err != nil {
+	wte, err := embedding(c.VocabSize, c.NEmbd, std, opts)
+	if err != nil {
 		return m, err
 	}
+	tr.WTE = wte
 	if tr.WPE, err = embedding(c.NPositions, c.NEmbd, std, opts); err != nil {
 		return m, err
 	}
@@ -163,7 +165,7 @@ func build(cfg Config, opts []torch.Option) (m *Model, err error) {
 	module.Child(&tr.Base, "ln_f", &tr.LnF)
 	var head *module.Linear
 	if c.TieWordEmbeddings {
-		head, err = module.LinearFrom(tr.WTE.Weight, nil)
+		head, err = module.LinearFrom(wte.Weight, nil) // the same tensor: tied
 	} else {
 		w := torch.Empty([]int64{c.VocabSize, c.NEmbd}, opts...)
 		if err = w.Normal_(0, std); err == nil {
@@ -249,10 +251,10 @@ func (m *Model) NumLayers() int { return int(m.Config.NLayer) }
 func (m *Model) NewCache() *hf.KVCache { return hf.NewKVCache(m.NumLayers()) }
 
 // Device returns where the model's parameters are.
-func (m *Model) Device() torch.Device { return m.Transformer.WTE.Weight.Device() }
+func (m *Model) Device() torch.Device { return m.Transformer.LnF.Weight.Device() }
 
 // DType returns the dtype of the model's floating-point parameters.
-func (m *Model) DType() torch.DType { return m.Transformer.WTE.Weight.DType() }
+func (m *Model) DType() torch.DType { return m.Transformer.LnF.Weight.DType() }
 
 // Hidden returns the hidden states (B, T, n_embd) after ln_f, before the
 // head, for the inputs:
