@@ -390,7 +390,7 @@ func TestForwardErrors(t *testing.T) {
 	cases := map[string]*torch.Tensor{
 		"nil input ids":               m.Forward(nil),
 		"want int64 [batch, seq]":     m.Forward(s.Own(torch.Zeros([]int64{1, 3}))),
-		"token id out of range":       m.Forward(s.Own(torch.FromSlice([]int64{1, 50}, 1, 2))),
+		"index out of range":          m.Forward(s.Own(torch.FromSlice([]int64{1, 50}, 1, 2))),
 		"attention mask: want [1, 2]": m.ForwardCache(s.Own(torch.FromSlice([]int64{1, 5}, 1, 2)), s.Own(torch.FromSlice([]int64{1, 1, 1}, 1, 3)), nil, nil),
 		"position ids: want":          m.ForwardCache(s.Own(torch.FromSlice([]int64{1, 5}, 1, 2)), nil, s.Own(torch.FromSlice([]int64{0}, 1, 1)), nil),
 		"the cache has 3 layers":      m.ForwardCache(s.Own(torch.FromSlice([]int64{1, 5}, 1, 2)), nil, nil, hf.NewKVCache(3)),

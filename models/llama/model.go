@@ -403,16 +403,10 @@ func (m *Model) forward(s *torch.Scope, in Inputs, head bool) *torch.Tensor {
 	if ids.Device() != dev {
 		ids = ids.To(dev)
 	}
-	// Out-of-range ids make libtorch's embedding fail with a cryptic
-	// message (or fault on CUDA): check them first.
-	lo, hi := ids.Min(), ids.Max()
-	if vlo, err := lo.ItemInt(); err != nil {
-		return torch.Failed(err)
-	} else if vhi, err := hi.ItemInt(); err != nil {
-		return torch.Failed(err)
-	} else if vlo < 0 || vhi >= cfg.VocabSize {
-		return torch.Failed(fmt.Errorf("llama: forward: input ids: token id out of range [0, %d): found %d..%d", cfg.VocabSize, vlo, vhi))
-	}
+	// Out-of-range ids are refused by the embedding itself (golora's
+	// embedding checks the range with one aminmax before the lookup, which
+	// on CUDA would otherwise be a fatal device-side assert): "index out of
+	// range: indices span [lo, hi] but there are N embeddings".
 
 	am := in.AttentionMask
 	if am != nil {
