@@ -91,6 +91,10 @@ at::Tensor lora_linear_node(const at::Tensor &X, const at::Tensor &W,
   const int64_t in = X.size(-1), n = X.numel() / std::max<int64_t>(in, 1);
   const int64_t r = A.size(0), out = B.size(0);
   if (A.size(1) != in || B.size(1) != r || W.size(0) != out || W.size(1) != in) return {};
+  if (b.defined() && (b.dim() != 1 || b.size(0) != out || b.scalar_type() != st)) return {};
+  if (X.device() != W.device() || A.device() != W.device() || B.device() != W.device() ||
+      (b.defined() && b.device() != W.device()))
+    return {};
   if (n <= 1 || in <= 1 || r <= 1 || out <= 1) return {};
 
   at::Tensor y, xa;

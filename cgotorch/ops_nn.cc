@@ -88,16 +88,17 @@ cg_err cg_lora_linear(cg_tensor x, cg_tensor w, cg_tensor b, cg_tensor a,
   const at::Tensor &X = T(x);
   const at::Tensor &A = T(a);
   const at::Tensor &B = T(bm);
-  at::Tensor base = linear(X, T(w), cg::opt(b));  // checks the shapes
-  if (A.dim() == 2 && B.dim() == 2 && A.size(1) == X.size(-1) && B.size(1) == A.size(0) &&
-      B.size(0) == base.size(-1)) {
-    // One autograd node instead of seven, when that is exact.
+  // One autograd node instead of seven, when that is exact
+  // (lora_linear_node checks every shape and returns an undefined tensor
+  // for anything it does not handle, errors included).
+  if (X.dim() >= 1) {
     at::Tensor y = cg::lora_linear_node(X, T(w), cg::opt(b), A, B, scaling);
     if (y.defined()) {
       *out = cg::wrap(std::move(y));
       return nullptr;
     }
   }
+  at::Tensor base = linear(X, T(w), cg::opt(b));  // checks the shapes
   at::Tensor delta = X.matmul(A.t()).matmul(B.t()).mul(scaling);
   *out = cg::wrap(base.add(delta));
   CG_CATCH
