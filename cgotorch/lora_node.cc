@@ -14,6 +14,7 @@
 // PyTorch's mm/addmm backward formulas pick for these row-major operands,
 // so the gradients are the same bits.
 #include <ATen/autocast_mode.h>
+#include <torch/version.h>
 #include "autograd_node.h"
 #include <torch/csrc/autograd/saved_variable.h>
 
@@ -81,7 +82,11 @@ at::Tensor lora_linear_node(const at::Tensor &X, const at::Tensor &W,
   if (!at::GradMode::is_enabled()) return {};
   if (!A.requires_grad() || !B.requires_grad()) return {};
   if (W.requires_grad() || (b.defined() && b.requires_grad())) return {};
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  if (at::autocast::is_autocast_enabled(at::kCPU) || at::autocast::is_autocast_enabled(at::kCUDA)) return {};
+#else
   if (at::autocast::is_enabled() || at::autocast::is_cpu_enabled()) return {};
+#endif
   if (!(X.dim() == 2 || (X.dim() == 3 && X.is_contiguous()))) return {};
   if (A.dim() != 2 || B.dim() != 2 || W.dim() != 2) return {};
   if (!A.is_contiguous() || !B.is_contiguous() || !W.is_contiguous()) return {};
