@@ -1,7 +1,7 @@
 # golora: LoRA fine-tuning for Go on libtorch.
 #
 # Quick start (fresh Debian 12 as root, nothing exported):
-#   make example    # installs libtorch + libcgotorch.so, runs examples/quickstart
+#   make example    # installs libtorch + libcgotorch.so, runs the LoRA fine-tuning demo (go run ./cmd/train)
 #   make test       # regenerates the PyTorch references, then go vet + go test -race,
 #                   # then fails if the run changed the git work tree
 #
@@ -29,7 +29,7 @@ FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prun
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
-	@echo "make example    install, then go run ./examples/quickstart"
+	@echo "make example    install, then go run ./cmd/train (the LoRA fine-tuning demo; go run ./examples/quickstart for the small one)"
 	@echo "make refs       regenerate every PyTorch reference file (*/testdata/gen_*.py) with $(PYTHON_REFS)"
 	@echo "make interop    the interop suite against real PyTorch 2.x, transformers, PEFT, tokenizers (pinned venv)"
 	@echo "make test       install, refs, go vet, go test -race; fails if the run changed the git work tree"
@@ -101,7 +101,7 @@ check-clean:
 	@scripts/check_tree.sh clean
 
 example: install
-	$(GO) run ./examples/quickstart
+	$(GO) run ./cmd/train
 
 bench:
 	$(GO) test -run=NONE -bench=. -benchmem ./...
