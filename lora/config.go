@@ -3,6 +3,7 @@ package lora
 import (
 	"fmt"
 	"regexp"
+	"sort"
 	"strings"
 
 	"github.com/golora/golora/module"
@@ -98,9 +99,17 @@ type Config struct {
 	PEFTInit bool
 	// RankPattern and AlphaPattern override R and Alpha for modules whose
 	// path matches a key as PEFT's get_pattern_key does: the regular
-	// expression `(.*\.)?(key)$` against the full path.
+	// expression `(.*\.)?(key)$` against the full path. Where several keys
+	// match, PEFT takes the first in its dict's order. A config read by
+	// LoadAdapter keeps adapter_config.json's order; keys set in Go (a map
+	// has no order) come after those, longest first, and SaveAdapter writes
+	// the keys in the order golora tries them, so that PEFT picks the same.
 	RankPattern  map[string]int64
 	AlphaPattern map[string]float64
+
+	// rankOrder and alphaOrder are the pattern keys' order in the
+	// adapter_config.json a config was read from.
+	rankOrder, alphaOrder []string
 	// ModulesToSave lists modules (PEFT's matching: the path ends with the
 	// name, a plain suffix) that train fully and are saved with the adapter, such as a classifier
 	// head. golora trains the module itself (PEFT trains a copy per
@@ -188,23 +197,50 @@ func compileConfig(cfg *Config) (*matcher, error) {
 		}
 		m.alphaPat = append(m.alphaPat, patternRe{k, re})
 	}
-	sortPatterns(m.rankPat)
-	sortPatterns(m.alphaPat)
+	orderPatterns(m.rankPat, cfg.rankOrder)
+	orderPatterns(m.alphaPat, cfg.alphaOrder)
 	return m, nil
 }
 
-// sortPatterns orders pattern keys so that the choice among several
-// matching keys is deterministic (longest key first, then by name).
-func sortPatterns(ps []patternRe) {
-	for i := 1; i < len(ps); i++ {
-		for j := i; j > 0; j-- {
-			a, b := ps[j-1], ps[j]
-			if len(a.key) > len(b.key) || (len(a.key) == len(b.key) && a.key < b.key) {
-				break
-			}
-			ps[j-1], ps[j] = b, a
+// patternKeys returns a pattern map's keys in the order they are tried:
+// first those of order (a file's order) that the map has, then the rest,
+// longest first, then by name.
+func patternKeys[V any](pat map[string]V, order []string) []string {
+	keys := make([]string, 0, len(pat))
+	seen := map[string]bool{}
+	for _, k := range order {
+		if _, ok := pat[k]; ok && !seen[k] {
+			keys = append(keys, k)
+			seen[k] = true
 		}
 	}
+	var rest []string
+	for k := range pat {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	sort.Slice(rest, func(i, j int) bool {
+		if len(rest[i]) != len(rest[j]) {
+			return len(rest[i]) > len(rest[j])
+		}
+		return rest[i] < rest[j]
+	})
+	return append(keys, rest...)
+}
+
+// orderPatterns sorts ps into the order in which they are tried: order's
+// keys first, the rest longest first (see patternKeys).
+func orderPatterns(ps []patternRe, order []string) {
+	pos := map[string]int{}
+	set := map[string]struct{}{}
+	for _, p := range ps {
+		set[p.key] = struct{}{}
+	}
+	for i, k := range patternKeys(set, order) {
+		pos[k] = i
+	}
+	sort.Slice(ps, func(i, j int) bool { return pos[ps[i].key] < pos[ps[j].key] })
 }
 
 // suffixMatch is PEFT's list semantics: equal, or ends with "."+t.

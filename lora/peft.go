@@ -1,6 +1,7 @@
 package lora
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -238,13 +239,15 @@ func peftConfigJSON(model module.Module, name string, cfg *Config, paths []strin
 	if bias == "" {
 		bias = "none"
 	}
-	rank := map[string]any{}
-	for k, v := range cfg.RankPattern {
-		rank[k] = v
+	// The pattern keys in the order golora tries them, which PEFT keeps
+	// (a dict's insertion order), so that both pick the same key.
+	rank := orderedObject{}
+	for _, k := range patternKeys(cfg.RankPattern, cfg.rankOrder) {
+		rank = append(rank, kv{k, cfg.RankPattern[k]})
 	}
-	alphas := map[string]any{}
-	for k, v := range cfg.AlphaPattern {
-		alphas[k] = num(v)
+	alphas := orderedObject{}
+	for _, k := range patternKeys(cfg.AlphaPattern, cfg.alphaOrder) {
+		alphas = append(alphas, kv{k, num(cfg.AlphaPattern[k])})
 	}
 	var exclude any
 	switch {
@@ -558,6 +561,9 @@ func parsePEFTConfig(raw []byte, where string) (*Config, error) {
 	get("fan_in_fan_out", &cfg.FanInFanOut)
 	get("use_rslora", &cfg.UseRSLoRA)
 	get("use_dora", &cfg.UseDoRA)
+	// PEFT tries the pattern keys in the file's order: keep it.
+	cfg.rankOrder = jsonKeyOrder(m["rank_pattern"])
+	cfg.alphaOrder = jsonKeyOrder(m["alpha_pattern"])
 	get("rank_pattern", &cfg.RankPattern)
 	get("alpha_pattern", &cfg.AlphaPattern)
 	get("modules_to_save", &cfg.ModulesToSave)
@@ -625,4 +631,61 @@ func parsePEFTConfig(raw []byte, where string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", where, err)
 	}
 	return cfg, nil
+}
+
+// jsonKeyOrder returns the keys of a JSON object in the order they appear
+// (nil for anything else).
+func jsonKeyOrder(raw json.RawMessage) []string {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var keys []string
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return keys
+		}
+		k, ok := t.(string)
+		if !ok {
+			return keys
+		}
+		keys = append(keys, k)
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return keys
+		}
+	}
+	return keys
+}
+
+type kv struct {
+	k string
+	v any
+}
+
+// orderedObject marshals as a JSON object with its keys in slice order.
+type orderedObject []kv
+
+func (o orderedObject) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, e := range o {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		k, err := json.Marshal(e.k)
+		if err != nil {
+			return nil, err
+		}
+		v, err := json.Marshal(e.v)
+		if err != nil {
+			return nil, err
+		}
+		b.Write(k)
+		b.WriteByte(':')
+		b.Write(v)
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
 }
