@@ -1,8 +1,31 @@
-// Package train holds what a training run needs beside the model and the
-// optimizer. For now that is the training checkpoint, which makes a run
-// resumable exactly: a run of 2N steps and a run of N steps that is saved,
-// reloaded in a new process and continued for N more give the same losses
-// and weights, bit for bit, dropout included.
+// Package train runs training: the data, the loop and its checkpoints.
+// cmd/train is a thin shell over it.
+//
+// # Data and the loop
+//
+// ReadExamples / ReadExamplesFile read plain text (one example per line)
+// or JSON Lines with a "text" field, or "prompt" and "completion" fields
+// (the loss then covers only the completion's tokens), tokenized by an
+// Encoder (a *tokenizer.Tokenizer). Split holds out a seeded fraction for
+// evaluation; Pack concatenates examples into rows of a sequence length,
+// Pad pads each to it. A Loader serves the rows in batches, shuffled with
+// a seed, and knows its position in the epoch.
+//
+// New(Config) makes a Trainer over a model's forward pass, an optimizer,
+// an optional schedule and a Loader; Run(ctx) trains for Config.Steps
+// optimizer steps with gradient accumulation, clipping and optional
+// autocast, evaluates (loss and perplexity) every EvalEvery steps, reports
+// through the OnStep, OnEval and OnSave hooks, and writes a checkpoint
+// every SaveEvery steps, at the end, and when ctx is cancelled (Ctrl-C in
+// cmd/train). Resume continues from a checkpoint: an interrupted and
+// resumed run gives bitwise the same losses and weights as an
+// uninterrupted one. The goroutine that calls Run is pinned to its OS
+// thread for the run (libtorch's grad mode and autocast are per thread).
+//
+// The training checkpoint is what makes a run resumable exactly: a run of
+// 2N steps and a run of N steps that is saved, reloaded in a new process
+// and continued for N more give the same losses and weights, bit for bit,
+// dropout included.
 //
 // # Checkpoints
 //
