@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/models"
 	"github.com/golora/golora/models/bert"
 	"github.com/golora/golora/models/gpt2"
@@ -80,7 +81,7 @@ func TestLoadDispatches(t *testing.T) {
 	} {
 		t.Run(c.typ, func(t *testing.T) {
 			dir := writeCheckpoint(t, c.typ)
-			before := torch.LiveTensors()
+			before := reftest.SettledLiveTensors()
 			m, err := models.Load(dir)
 			require.NoError(t, err)
 			require.Equal(t, c.typ, m.Type())
@@ -126,7 +127,7 @@ func TestLoadDispatches(t *testing.T) {
 			require.NoError(t, s.Err())
 			s.Close()
 			m.Close()
-			require.Equal(t, before, torch.LiveTensors())
+			require.Equal(t, before, reftest.SettledLiveTensors())
 		})
 	}
 }

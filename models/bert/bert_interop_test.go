@@ -59,7 +59,7 @@ func TestInteropBERTTiny(t *testing.T) {
 	t.Logf("bert_tiny: relative error last_hidden_state %.3g, pooler_output %.3g, unpadded %.3g", e, e2, e3)
 	require.NoError(t, s.Err())
 	s.Close()
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 func TestInteropBERTSequenceClassification(t *testing.T) {
@@ -86,7 +86,7 @@ func TestInteropBERTSequenceClassification(t *testing.T) {
 	t.Logf("bert_cls: relative error logits %.3g, last_hidden_state %.3g", e, e2)
 	require.NoError(t, s.Err())
 	s.Close()
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 // maxAbs returns max |got − want| and requires it to be at most tol.
@@ -162,7 +162,7 @@ func TestInteropMiniLM(t *testing.T) {
 	t.Logf("float64: max |Δ| last_hidden_state %.3g, embeddings %.3g", e, e2)
 	require.NoError(t, s.Err())
 	s.Close()
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 // End to end in Go: golora's tokenizer reads all-MiniLM-L6-v2's

@@ -251,12 +251,12 @@ func TestForwardErrors(t *testing.T) {
 		s := torch.NewScope()
 		_, err := s.Done(m.ForwardInputs(tc.in(s)))
 		require.ErrorContains(t, err, tc.want, tc.name)
-		require.Equal(t, live, torch.LiveTensors(), tc.name)
+		require.Equal(t, live, reftest.SettledLiveTensors(), tc.name)
 	}
 	s := torch.NewScope()
 	_, err := s.Done(m.Classify(module.Inputs{IDs: s.Own(torch.Zeros([]int64{1, 2}, i64))}))
 	require.ErrorContains(t, err, "no classifier")
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 // Checkpoints in transformers' layouts load; broken ones are errors that
@@ -309,7 +309,7 @@ func TestLoad(t *testing.T) {
 	cfg["hidden_size"] = 32
 	_, err = bert.Load(writeCheckpoint(t, cfg, sd))
 	require.ErrorContains(t, err, "embeddings.word_embeddings.weight")
-	require.Equal(t, live, torch.LiveTensors(), "loads and failed loads leave nothing behind")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "loads and failed loads leave nothing behind")
 }
 
 // A BertForSequenceClassification checkpoint: bert.-prefixed keys and a
@@ -359,7 +359,7 @@ func TestNewCloseNoLeak(t *testing.T) {
 	m, err := bert.New(c)
 	require.NoError(t, err)
 	module.Close(m)
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 // lora.Apply wraps query and value by transformers' names, under the

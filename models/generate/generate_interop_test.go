@@ -18,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/models"
 	"github.com/golora/golora/models/generate"
 	"github.com/golora/golora/torch"
@@ -121,7 +122,7 @@ func TestInteropGreedy(t *testing.T) {
 			m, err := models.Load(filepath.Join("testdata", name))
 			require.NoError(t, err)
 			defer m.Close()
-			before := torch.LiveTensors()
+			before := reftest.SettledLiveTensors()
 			t.Logf("smallest top-1/top-2 gap in transformers' greedy steps: %.3g", ref.Margin)
 			base := []generate.Option{generate.MaxNewTokens(ref.MaxNew), generate.PadID(ref.Pad)}
 
@@ -141,7 +142,7 @@ func TestInteropGreedy(t *testing.T) {
 			out, err = generate.Generate(bg, m, ref.Prompts, append(base, generate.RepetitionPenalty(ref.Penalty))...)
 			require.NoError(t, err)
 			require.Equal(t, ref.BatchPenalty, out.Tokens, "repetition penalty %v", ref.Penalty)
-			require.Equal(t, before, torch.LiveTensors())
+			require.Equal(t, before, reftest.SettledLiveTensors())
 		})
 	}
 }

@@ -223,14 +223,14 @@ func TestCacheEqualsFullForward(t *testing.T) {
 	t.Logf("cached decode against the full forward: %.3g", e)
 	s.Close()
 	cache.Close()
-	require.Equal(t, live, torch.LiveTensors(), "nothing leaks")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "nothing leaks")
 
 	// Greedy picks the argmax of the full forward at every step.
 	prompt := torch.FromSlice(ids, 1, 7)
 	toks, err := m.Greedy(prompt, nil, 3, -1, 0)
 	require.NoError(t, err)
 	require.NoError(t, prompt.Close())
-	require.Equal(t, live, torch.LiveTensors(), "Greedy leaves nothing behind")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "Greedy leaves nothing behind")
 	require.Len(t, toks[0], 3)
 	seq := append([]int64(nil), ids...)
 	for i := 0; i < 3; i++ {
@@ -283,7 +283,7 @@ func TestForwardErrors(t *testing.T) {
 		s := torch.NewScope()
 		_, err := s.Done(m.ForwardInputs(tc.in(s)))
 		require.ErrorContains(t, err, tc.want, tc.name)
-		require.Equal(t, live, torch.LiveTensors(), tc.name)
+		require.Equal(t, live, reftest.SettledLiveTensors(), tc.name)
 	}
 	s := reftest.Scope(t)
 	_, err := m.Greedy(s.Own(torch.FromSlice([]int64{1, 2})), nil, 2, -1, 0)
@@ -310,7 +310,7 @@ func TestLoad(t *testing.T) {
 	require.False(t, l.Training(), "Load returns the model in eval mode")
 	require.Equal(t, want, logits(t, l, ids, nil, 1, 5), "the same weights give the same logits")
 	module.Close(l)
-	require.Equal(t, live, torch.LiveTensors(), "Close frees the loaded model")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "Close frees the loaded model")
 
 	// GPT2Model's keys (no "transformer." prefix) with the old attn.bias
 	// and attn.masked_bias buffers, as the original gpt2 checkpoint has.
@@ -352,7 +352,7 @@ func TestLoad(t *testing.T) {
 	cfg["model_type"] = "bert"
 	_, err = gpt2.Load(writeCheckpoint(t, cfg, sd))
 	require.ErrorContains(t, err, `model_type "bert"`)
-	require.Equal(t, live, torch.LiveTensors(), "failed loads leave nothing behind")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "failed loads leave nothing behind")
 }
 
 // New and Close leave no tensor behind.
@@ -362,7 +362,7 @@ func TestNewCloseNoLeak(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, torch.LiveTensors(), live)
 	module.Close(m)
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 }
 
 // WithDType loads the weights in bfloat16; the logits stay close to

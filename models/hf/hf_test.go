@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/models/hf"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
@@ -234,9 +235,9 @@ func TestLoadWeights(t *testing.T) {
 			}
 			m := newTinyLM(t)
 			p := m.Model.Embed.Weight
-			live := torch.LiveTensors()
+			live := reftest.SettledLiveTensors()
 			require.NoError(t, hf.LoadWeights(dir, m, hf.NewOptions()))
-			require.Equal(t, live, torch.LiveTensors(), "the load keeps no extra handle")
+			require.Equal(t, live, reftest.SettledLiveTensors(), "the load keeps no extra handle")
 			require.Same(t, p, m.Model.Embed.Weight, "tensors keep their identity")
 			require.Same(t, m.Head.Weight, m.Model.Embed.Weight)
 			// A tied name in the checkpoint is skipped: the state dict's
@@ -353,7 +354,7 @@ func TestLoadWeightsSpec(t *testing.T) {
 }
 
 func TestKVCache(t *testing.T) {
-	live := torch.LiveTensors()
+	live := reftest.SettledLiveTensors()
 	c := hf.NewKVCache(2)
 	require.Equal(t, 2, c.Layers())
 	require.EqualValues(t, 0, c.Len())
@@ -390,7 +391,7 @@ func TestKVCache(t *testing.T) {
 	torch.CloseAll(ck, cv)
 	c.Close()
 	c.Close()
-	require.Equal(t, live, torch.LiveTensors(), "no leak")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "no leak")
 	k, _ = c.Update(0, k2, k2)
 	require.ErrorContains(t, k.Err(), "closed")
 	var nilCache *hf.KVCache
@@ -433,11 +434,11 @@ func TestCausalMask(t *testing.T) {
 		neg, 0, 0, // the window drops key 0
 	}, values(t, m))
 
-	live := torch.LiveTensors()
+	live := reftest.SettledLiveTensors()
 	u := hf.CausalMask(nil, hf.MaskSpec{Batch: 1, Query: 2, DType: torch.BFloat16})
 	require.NoError(t, u.Err())
 	require.Nil(t, u.Scope())
-	require.Equal(t, live+1, torch.LiveTensors(), "only the result is left")
+	require.Equal(t, live+1, reftest.SettledLiveTensors(), "only the result is left")
 	require.Equal(t, float32(hf.MinValue(torch.BFloat16)), values(t, u)[1])
 	u.Close()
 

@@ -59,7 +59,7 @@ func TestInteropLogits(t *testing.T) {
 			m, err := llama.Load(ckpt)
 			require.NoError(t, err)
 			defer m.Close()
-			live := torch.LiveTensors()
+			live := reftest.SettledLiveTensors()
 			s := torch.NewScope()
 			logits := m.Forward(s.Own(r["ids"].Alias()))
 			e := relErr(t, logits, r["logits"])
@@ -74,7 +74,7 @@ func TestInteropLogits(t *testing.T) {
 			require.LessOrEqual(t, relErr(t, explicit, r["pad_logits"]), interopTol)
 			require.NoError(t, s.Err())
 			s.Close()
-			require.Equal(t, live, torch.LiveTensors(), "the scope frees everything")
+			require.Equal(t, live, reftest.SettledLiveTensors(), "the scope frees everything")
 			t.Logf("%s: max|logit| %.3g, relative error: logits %.2e, left-padded batch %.2e", name, maxAbs(t, r["logits"]), e, ep)
 		})
 	}
@@ -99,7 +99,7 @@ func TestInteropGreedyCache(t *testing.T) {
 			m, err := llama.Load(ckpt)
 			require.NoError(t, err)
 			defer m.Close()
-			live := torch.LiveTensors()
+			live := reftest.SettledLiveTensors()
 
 			ids := torch.Must(torch.ToSlice[int64](r["pad_ids"]))
 			mask := torch.Must(torch.ToSlice[int64](r["pad_mask"]))
@@ -164,7 +164,7 @@ func TestInteropGreedyCache(t *testing.T) {
 			s.Close()
 			torch.CloseAll(stepLogits...)
 			cache.Close()
-			require.Equal(t, live, torch.LiveTensors(), "no leak")
+			require.Equal(t, live, reftest.SettledLiveTensors(), "no leak")
 			t.Logf("%s: %d greedy tokens × %d rows equal; step logits vs transformers %.2e; cached vs full pass %.2e",
 				name, steps, B, stepErr, cacheErr)
 		})

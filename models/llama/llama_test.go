@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/golora/golora/internal/reftest"
 	"github.com/golora/golora/models/hf"
 	"github.com/golora/golora/models/llama"
 	"github.com/golora/golora/module"
@@ -329,7 +330,7 @@ func TestForwardCacheAndPadding(t *testing.T) {
 			cfg.ModelType, cfg.SlidingWindow, cfg.Sliding = "mistral", 3, []bool{true, true}
 		}
 		m := newTiny(t, cfg)
-		live := torch.LiveTensors()
+		live := reftest.SettledLiveTensors()
 		s := torch.NewScope()
 		ids := []int64{5, 9, 13, 2, 44, 7, 21}
 		x := s.Own(torch.FromSlice(ids, 1, 7))
@@ -355,7 +356,7 @@ func TestForwardCacheAndPadding(t *testing.T) {
 		require.Less(t, d, 1e-5*scale, "%s: the unpadded row", typ)
 		require.NoError(t, s.Err())
 		s.Close()
-		require.Equal(t, live, torch.LiveTensors(), "%s: no leak", typ)
+		require.Equal(t, live, reftest.SettledLiveTensors(), "%s: no leak", typ)
 	}
 }
 
@@ -364,12 +365,12 @@ func TestForwardUnscoped(t *testing.T) {
 	m := newTiny(t, tinyConfig())
 	ids := torch.FromSlice([]int64{1, 2, 3}, 1, 3)
 	defer ids.Close()
-	live := torch.LiveTensors()
+	live := reftest.SettledLiveTensors()
 	out := m.Forward(ids)
 	require.NoError(t, out.Err())
 	require.Equal(t, []int64{1, 3, 50}, out.Shape())
 	require.Nil(t, out.Scope())
-	require.Equal(t, live+1, torch.LiveTensors())
+	require.Equal(t, live+1, reftest.SettledLiveTensors())
 	out.Close()
 	// Hidden states and LogitsToKeep.
 	s := torch.NewScope()
@@ -385,7 +386,7 @@ func TestForwardUnscoped(t *testing.T) {
 
 func TestForwardErrors(t *testing.T) {
 	m := newTiny(t, tinyConfig())
-	live := torch.LiveTensors()
+	live := reftest.SettledLiveTensors()
 	s := torch.NewScope()
 	cases := map[string]*torch.Tensor{
 		"nil input ids":               m.Forward(nil),
@@ -399,7 +400,7 @@ func TestForwardErrors(t *testing.T) {
 		require.ErrorContains(t, out.Err(), want)
 	}
 	s.Close()
-	require.Equal(t, live, torch.LiveTensors(), "the failed passes leak nothing")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "the failed passes leak nothing")
 	// A block without rotation tables, or with a wrong hidden width.
 	_, err := torch.WithScope(func(s *torch.Scope) *torch.Tensor {
 		return m.Model.Layers.At(0).Forward(s.Own(torch.Zeros([]int64{1, 2, 32})), nil)
@@ -410,7 +411,7 @@ func TestForwardErrors(t *testing.T) {
 		return m.Model.Layers.At(0).Forward(s.Own(torch.Zeros([]int64{1, 2, 7})), &llama.Step{Cos: ones, Sin: ones})
 	})
 	require.Error(t, err)
-	require.Equal(t, live, torch.LiveTensors())
+	require.Equal(t, live, reftest.SettledLiveTensors())
 
 	// A closed model fails, it does not panic.
 	c := newTiny(t, tinyConfig())
@@ -498,9 +499,9 @@ func TestLoadErrors(t *testing.T) {
 	sd["model.norm.weight"] = torch.Ones([]int64{31})
 	sd["model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.Ones([]int64{4}) // old checkpoints: ignored
 	require.NoError(t, torch.SaveSafetensors(filepath.Join(dir, "model.safetensors"), sd, nil))
-	live := torch.LiveTensors()
+	live := reftest.SettledLiveTensors()
 	_, err = llama.Load(dir)
-	require.Equal(t, live, torch.LiveTensors(), "a failed load frees the model")
+	require.Equal(t, live, reftest.SettledLiveTensors(), "a failed load frees the model")
 	var le *hf.LoadError
 	require.True(t, errors.As(err, &le), "%v", err)
 	require.Equal(t, []string{"model.layers.1.mlp.up_proj.weight"}, le.Missing)
