@@ -33,21 +33,17 @@ func NewDataParallel(g *Group, params []*torch.Tensor) (*DataParallel, error) {
 		return nil, fmt.Errorf("dist: NewDataParallel: no parameters")
 	}
 	for i, p := range params {
-		if err := p.Err(); err != nil || p == nil {
-			return nil, fmt.Errorf("dist: NewDataParallel: parameter %d: %v", i, firstNonNil(err, "nil"))
+		if p == nil {
+			return nil, fmt.Errorf("dist: NewDataParallel: parameter %d is nil", i)
+		}
+		if err := p.Err(); err != nil {
+			return nil, fmt.Errorf("dist: NewDataParallel: parameter %d: %w", i, err)
 		}
 	}
 	if err := g.Broadcast(params, 0); err != nil {
 		return nil, fmt.Errorf("dist: NewDataParallel: broadcasting rank 0's parameters: %w", err)
 	}
 	return &DataParallel{g: g, params: params}, nil
-}
-
-func firstNonNil(err error, s string) any {
-	if err != nil {
-		return err
-	}
-	return s
 }
 
 // SyncGrads averages the parameters' gradients over the ranks, in place:

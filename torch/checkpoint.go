@@ -55,7 +55,7 @@ func Checkpoint(fn func(inputs []*Tensor) []*Tensor, inputs ...*Tensor) []*Tenso
 	if !GradEnabled() {
 		return fn(inputs)
 	}
-	r := &region{fn: fn, nIn: len(inputs)}
+	r := &region{fn: fn}
 	liveRegions.Add(1)
 	// The random states to replay: the CPU's, and the CUDA devices' that
 	// the inputs live on.
@@ -143,7 +143,6 @@ func failAll(s *Scope, op string, err error, n int) []*Tensor {
 // cgo.Handle that the region's graph node owns.
 type region struct {
 	fn  func([]*Tensor) []*Tensor
-	nIn int
 	rng []rngSnap
 }
 

@@ -476,7 +476,7 @@ type runInfo struct {
 	Mode  string   `json:"mode"`
 }
 
-// prepareOut checks --out: a new or empty directory, one holding this
+// checkOut checks --out: a new or empty directory, one holding this
 // same run, or (with --overwrite) another run whose files are removed.
 // It reports whether the directory was created. It writes nothing.
 func (j *job) checkOut() (exists bool, err error) {
