@@ -36,7 +36,7 @@ type Adapter struct {
 	module.Base
 	A         *torch.Tensor // PEFT's lora_A: r×in (Linear, Conv1D), r×num (Embedding), r×in×kh×kw (Conv2d)
 	B         *torch.Tensor // PEFT's lora_B: out×r, dim×r (Embedding), out×r×1×1 (Conv2d)
-	Magnitude *torch.Tensor // DoRA's m, one per output: [out], [1,out,1,1] for Conv2d; nil without DoRA
+	Magnitude *torch.Tensor // DoRA's m, one per output: [out], [dim] for Embedding (per embedding dimension), [1,out,1,1] for Conv2d; nil without DoRA
 
 	name    string
 	r       int64
@@ -335,9 +335,6 @@ func (l *Layer) addAdapter(name string, sp adapterSpec) (err error) {
 		return fmt.Errorf("adapter %q: unmerge %v first", name, l.merged)
 	}
 	_, isEmb := l.kind.(*embeddingKind)
-	if sp.dora && isEmb {
-		return fmt.Errorf("adapter %q: DoRA on an Embedding is not supported", name)
-	}
 	ad := &Adapter{name: name, r: sp.r, alpha: sp.alpha, dropout: sp.dropout, rslora: sp.rslora, dora: sp.dora, cfg: sp.cfg}
 	ad.scaling = sp.alpha / float64(sp.r)
 	if sp.rslora {

@@ -105,7 +105,8 @@ func TestInteropLoadPEFT(t *testing.T) {
 				names := map[string]*torch.Tensor{".lora_A.default.weight": ad.A, ".lora_B.default.weight": ad.B,
 					".lora_magnitude_vector.default.weight": ad.Magnitude}
 				if _, ok := l.BaseLayer().(*module.Embedding); ok {
-					names = map[string]*torch.Tensor{".lora_embedding_A.default": ad.A, ".lora_embedding_B.default": ad.B}
+					names = map[string]*torch.Tensor{".lora_embedding_A.default": ad.A, ".lora_embedding_B.default": ad.B,
+						".lora_magnitude_vector.default.weight": ad.Magnitude}
 				}
 				for suffix, p := range names {
 					if p == nil {
@@ -244,7 +245,7 @@ func TestInteropSaveForPEFT(t *testing.T) {
 		{name: "rslora", adapters: map[string]lora.Config{"default": {R: 8, Alpha: 16, UseRSLoRA: true, Dropout: 0.1,
 			TargetModules: []string{"q_proj", "k_proj", "o_proj"}, Init: lora.InitRandom}}},
 		{name: "dora", adapters: map[string]lora.Config{"default": {R: 4, Alpha: 8, UseDoRA: true,
-			TargetModules: []string{"q_proj", "v_proj", "c_attn", "conv"}, Init: lora.InitRandom}}},
+			TargetModules: []string{"q_proj", "v_proj", "embed_tokens", "c_attn", "conv"}, Init: lora.InitRandom}}},
 		{name: "save", adapters: map[string]lora.Config{"default": {R: 2, Alpha: 4, TargetModules: []string{"v_proj"},
 			ModulesToSave: []string{"classifier"}, Init: lora.InitRandom}}},
 		{name: "bias", adapters: map[string]lora.Config{"default": {R: 2, Alpha: 4, TargetModules: []string{"q_proj", "conv"},

@@ -24,7 +24,7 @@ peft/refs.json):
                          combination_type=combo) of case "weighted"
 
 Cases: default (Linear, Embedding, Conv1D, Conv2d), rslora (with dropout,
-evaluated in eval mode), dora (Linear, Conv1D, Conv2d), save
+evaluated in eval mode), dora (Linear, Embedding, Conv1D, Conv2d), save
 (modules_to_save=["classifier"]), bias (bias="lora_only", the trained
 biases saved), two (adapters "default" and "second"), weighted.
 """
@@ -60,7 +60,7 @@ CASES = {
     "default": dict(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj", "embed_tokens", "c_attn", "conv"]),
     "rslora": dict(r=8, lora_alpha=16, use_rslora=True, lora_dropout=0.1,
                    target_modules=["q_proj", "k_proj", "o_proj"]),
-    "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj", "c_attn", "conv"]),
+    "dora": dict(r=4, lora_alpha=8, use_dora=True, target_modules=["q_proj", "v_proj", "embed_tokens", "c_attn", "conv"]),
     "save": dict(r=2, lora_alpha=4, target_modules=["v_proj"], modules_to_save=["classifier"]),
     "bias": dict(r=2, lora_alpha=4, target_modules=["q_proj", "c_attn"], bias="lora_only"),
 }
