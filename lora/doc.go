@@ -25,6 +25,11 @@
 //	Conv1D     module.Conv1D    r×in             out×r          (B·A)ᵀ        (in×out: GPT-2's fan_in_fan_out)
 //	Conv2d     module.Conv2d    r×in×kh×kw conv  out×r×1×1 conv B·A reshaped  (out×in×kh×kw)
 //
+// A Conv2d with g groups takes adapters as PEFT builds them: A over all in
+// channels, B a 1×1 conv with g groups (out×(r/g)×1×1, r a multiple of g).
+// Its update has no ΔW in the base's layout, so, as in PEFT, it cannot be
+// merged, and DoRA and the weighted combinations refuse it.
+//
 // A Dispatcher (RegisterDispatcher) recognises a base layer and returns
 // its Kind, PEFT's dispatcher chain, so a new kind plugs in without
 // editing a type switch.

@@ -1,6 +1,8 @@
 package lora
 
 import (
+	"fmt"
+
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
@@ -131,31 +133,45 @@ func (k *embeddingKind) wrapper() (AdapterLayer, *Layer) {
 	return l, &l.Layer
 }
 
-// conv2dKind: W out×in×kh×kw (groups 1); A is a conv with the base's
-// kernel, stride and padding (r×in×kh×kw), B a 1×1 conv (out×r×1×1).
+// conv2dKind: W out×(in/g)×kh×kw for g groups; A is a conv with the
+// base's kernel, stride and padding over all in channels (r×in×kh×kw), B a
+// 1×1 conv with the base's groups (out×(r/g)×1×1), as PEFT builds them
+// (r must be a multiple of g). For g > 1, ΔW has no form in the base's
+// layout, so merging, DoRA and the weighted combinations refuse, as in
+// PEFT.
 type conv2dKind struct{ m *module.Conv2d }
 
 func (k *conv2dKind) Name() string          { return "Conv2d" }
 func (k *conv2dKind) Base() module.Layer    { return k.m }
 func (k *conv2dKind) Weight() *torch.Tensor { return k.m.Weight }
 func (k *conv2dKind) Bias() *torch.Tensor   { return k.m.Bias }
+
+// groups returns the base's groups (at least 1).
+func (k *conv2dKind) groups() int64 { return max(k.m.Opts.Groups, 1) }
+
 func (k *conv2dKind) Shapes(r int64) (a, b []int64) {
 	s := k.m.Weight.Shape()
 	if len(s) != 4 {
 		return []int64{r, -1}, []int64{-1, r}
 	}
-	return []int64{r, s[1], s[2], s[3]}, []int64{s[0], r, 1, 1}
+	g := k.groups()
+	return []int64{r, s[1] * g, s[2], s[3]}, []int64{s[0], r / g, 1, 1}
 }
 
-// Update: conv2d(conv2d(x, A, stride, padding), B), as PEFT builds A
-// (the base's kernel, stride and padding; no dilation).
+// Update: conv2d(conv2d(x, A, stride, padding), B, groups), as PEFT builds
+// A (the base's kernel, stride and padding; no dilation) and B (the base's
+// groups).
 func (k *conv2dKind) Update(x, a, b *torch.Tensor) *torch.Tensor {
 	o := torch.Conv2dOptions{Stride: k.m.Opts.Stride, Padding: k.m.Opts.Padding}
-	return torch.Conv2d(torch.Conv2d(x, a, nil, o), b, nil, torch.Conv2dOptions{})
+	return torch.Conv2d(torch.Conv2d(x, a, nil, o), b, nil, torch.Conv2dOptions{Groups: k.groups()})
 }
 
-// Delta: B (out×r) · A (r × in·kh·kw), reshaped to out×in×kh×kw.
+// Delta: B (out×r) · A (r × in·kh·kw), reshaped to out×in×kh×kw. A grouped
+// conv's update has no ΔW in the base's layout: an error.
 func (k *conv2dKind) Delta(a, b *torch.Tensor) *torch.Tensor {
+	if g := k.groups(); g > 1 {
+		return torch.Failed(fmt.Errorf("a Conv2d with groups=%d has no merged form of its LoRA update (ΔW); PEFT cannot merge it either", g))
+	}
 	s := a.Shape()
 	r := b.SizeOf(1)
 	return b.View(-1, r).Mm(a.View(r, -1)).View(-1, s[1], s[2], s[3])

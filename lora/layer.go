@@ -208,9 +208,6 @@ func newLayer(l *Layer, kind Kind) error {
 	if _, err := kind.Weight().Size(); err != nil {
 		return fmt.Errorf("the base %s's weight: %w", kind.Name(), err)
 	}
-	if c, ok := kind.(*conv2dKind); ok && c.m.Opts.Groups > 1 {
-		return fmt.Errorf("a Conv2d with groups=%d cannot be adapted (groups 1 only)", c.m.Opts.Groups)
-	}
 	if err := freeze(kind.Weight(), kind.Bias()); err != nil {
 		return err
 	}
@@ -335,6 +332,20 @@ func (l *Layer) addAdapter(name string, sp adapterSpec) (err error) {
 		return fmt.Errorf("adapter %q: unmerge %v first", name, l.merged)
 	}
 	_, isEmb := l.kind.(*embeddingKind)
+	if c, ok := l.kind.(*conv2dKind); ok && c.groups() > 1 {
+		// PEFT's limits for grouped convs: B is a grouped 1×1 conv, so r
+		// splits into the groups; DoRA's norm needs ΔW, which a grouped
+		// update does not have.
+		if g := c.groups(); sp.r%g != 0 {
+			return fmt.Errorf("adapter %q: rank r=%d is not a multiple of the Conv2d's groups=%d (B is a grouped 1×1 conv, as in PEFT)", name, sp.r, g)
+		}
+		if sp.dora {
+			return fmt.Errorf("adapter %q: DoRA on a Conv2d with groups=%d is not supported (its norm needs the merged ΔW, which a grouped update does not have)", name, c.groups())
+		}
+		if sp.init == InitPiSSA || sp.init == InitOrthogonal {
+			return fmt.Errorf("adapter %q: init %q on a Conv2d with groups=%d is not supported", name, sp.init, c.groups())
+		}
+	}
 	ad := &Adapter{name: name, r: sp.r, alpha: sp.alpha, dropout: sp.dropout, rslora: sp.rslora, dora: sp.dora, cfg: sp.cfg}
 	ad.scaling = sp.alpha / float64(sp.r)
 	if sp.rslora {

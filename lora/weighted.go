@@ -180,6 +180,9 @@ func AddWeightedAdapter(model module.Module, adapters []string, weights []float6
 
 // combine returns the new A and B of one layer, in A's dtype, frozen.
 func combine(l *Layer, srcs []*Adapter, ws []float64, c Combination, r int64) (a, b *torch.Tensor, err error) {
+	if ck, ok := l.kind.(*conv2dKind); ok && ck.groups() > 1 {
+		return nil, nil, fmt.Errorf("a Conv2d with groups=%d cannot take a weighted combination (its adapters' ranks split into the groups)", ck.groups())
+	}
 	s := torch.NewScope()
 	defer s.Close()
 	dt := srcs[0].A.DType()
