@@ -25,7 +25,7 @@ TESTFLAGS ?=
 FIND_GO_FILES = find . \( -name '.?*' -o -name vendor -o -name testdata \) -prune \
 	-o -type f -name '*.go' -print
 
-.PHONY: help install refs interop interop-refs test tree-save test-pytorch gpu-bundle vet example bench fmt-check check-clean
+.PHONY: help install refs interop interop-refs test tree-save test-pytorch gpu-bundle vet example bench fmt-check check-clean fuzz
 
 help:
 	@echo "make install    find/fetch libtorch, build and install libcgotorch.so (scripts/install_libtorch.sh)"
@@ -37,6 +37,7 @@ help:
 	@echo "make test-pytorch PYTHON_TORCH=...  the suite against another PyTorch's libtorch (e.g. a PyPI wheel in a venv)"
 	@echo "make gpu-bundle test binaries in .gpu/ for scripts/gpu_check.sh on a GPU machine"
 	@echo "make bench      go test -run=NONE -bench=. -benchmem ./..."
+	@echo "make fuzz       every go test -fuzz target for FUZZTIME each (default 20s; scripts/fuzz.sh)"
 	@echo "make fmt-check  fail if gofmt would change a file"
 
 install:
@@ -130,3 +131,10 @@ fmt-check:
 		exit 1; \
 	fi; \
 	echo "fmt-check: ok"
+
+# Every fuzz target (go test -fuzz) for a bounded time each: FUZZTIME
+# (default 20s), FUZZ (a regexp of target names). A crasher fails the run
+# and is left in pkg/testdata/fuzz/<Target>/ to commit as a regression
+# case (the seeds there run with every go test).
+fuzz: install
+	scripts/fuzz.sh

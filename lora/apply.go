@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"slices"
 	"sort"
@@ -54,8 +55,8 @@ func checkConfig(cfg *Config) error {
 	if cfg.R <= 0 {
 		return fmt.Errorf("R must be positive, got %d", cfg.R)
 	}
-	if cfg.Alpha < 0 || cfg.Alpha != cfg.Alpha {
-		return fmt.Errorf("Alpha must be positive (or 0 for α = r), got %v", cfg.Alpha)
+	if cfg.Alpha < 0 || cfg.Alpha != cfg.Alpha || math.IsInf(cfg.Alpha, 1) {
+		return fmt.Errorf("Alpha must be positive and finite (or 0 for α = r), got %v", cfg.Alpha)
 	}
 	if cfg.Dropout < 0 || cfg.Dropout >= 1 || cfg.Dropout != cfg.Dropout {
 		return fmt.Errorf("Dropout must be in [0, 1), got %v", cfg.Dropout)
@@ -79,8 +80,8 @@ func checkConfig(cfg *Config) error {
 		}
 	}
 	for k, a := range cfg.AlphaPattern {
-		if !(a > 0) {
-			return fmt.Errorf("AlphaPattern[%q] must be positive, got %v", k, a)
+		if !(a > 0) || math.IsInf(a, 1) {
+			return fmt.Errorf("AlphaPattern[%q] must be positive and finite, got %v", k, a)
 		}
 	}
 	return nil
@@ -197,6 +198,11 @@ func inject(op string, model module.Module, name string, cfg Config) ([]string, 
 	var installed []module.Module // their adapter layers
 	var grown []*Layer            // existing adapter layers given the adapter
 	rollback := func() {
+		for _, m := range saved.saved {
+			_ = m.drop(name)
+		}
+		saved.saved = nil
+		defer func() { _ = syncSaved(model, nil) }()
 		for i := len(done) - 1; i >= 0; i-- {
 			_ = module.SetChild(model, done[i].Name, done[i].Module)
 			closeAdapters(installed[i])
@@ -269,6 +275,12 @@ func inject(op string, model module.Module, name string, cfg Config) ([]string, 
 		adapted = append(adapted, nm.Name)
 	}
 	if err := trainExtras(model, &cfg, toSave); err != nil {
+		rollback()
+		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
+	}
+	// Each module to save gets this adapter's own copy (PEFT's
+	// ModulesToSaveWrapper.modules_to_save[name]).
+	if err := addSavedCopies(model, name, &saved, toSave); err != nil {
 		rollback()
 		return nil, nil, fmt.Errorf("lora: %s: %w", op, err)
 	}

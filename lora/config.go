@@ -111,10 +111,24 @@ type Config struct {
 	// adapter_config.json a config was read from.
 	rankOrder, alphaOrder []string
 	// ModulesToSave lists modules (PEFT's matching: the path ends with the
-	// name, a plain suffix) that train fully and are saved with the adapter, such as a classifier
-	// head. golora trains the module itself (PEFT trains a copy per
-	// adapter): it is shared by all adapters of the model.
+	// name, a plain suffix) that train fully and are saved with the
+	// adapter, such as a classifier head. As in PEFT, each adapter gets its
+	// own copy of the module's values, made from the original; the active
+	// adapter's copy is what the module computes with and trains, the
+	// original (frozen) when no active adapter has one. The module stays
+	// in place and its parameters keep their identity: switching adapters
+	// (SetAdapter, DeleteAdapter, WithAdaptersDisabled) points them at
+	// another copy with SetData and copies nothing. Two active adapters
+	// with copies of one module are an error (as in PEFT), and so is a
+	// mixed batch whose samples need different copies. An optimizer's
+	// state for these parameters is shared by the copies: switch adapters
+	// between training runs, not within one. Unload and MergeAndUnload
+	// keep the active copy's values.
 	ModulesToSave []string
+
+	// saved holds the modules to save that this adapter has a copy of
+	// (set by Apply on the adapter's own copy of the Config).
+	saved []*savedModule
 	// TaskType and BaseModelNameOrPath are written to adapter_config.json.
 	TaskType            string
 	BaseModelNameOrPath string

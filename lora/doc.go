@@ -85,6 +85,25 @@
 // rounded product, the merged one rounds the sum of the weights; neither is
 // exact. Unmerge does not restore W0 bit for bit in bfloat16 and float16.
 //
+// # Concurrency
+//
+// An adapted model follows the module package's rules (see its
+// "Concurrency" section): many goroutines may run Forward on one model
+// at once, in evaluation mode (adapter dropout in training mode draws
+// from libtorch's one global generator), and independent models train in
+// parallel with bitwise the results of lone runs when their seeded
+// construction (torch.ManualSeed, then the base and Apply) is one step
+// under a lock and their adapters have no dropout. Everything that
+// changes the adapters — Apply, AddAdapter, SetAdapter, DeleteAdapter,
+// Merge, Unmerge, LoadAdapter — must not overlap with any other use of
+// the model, and neither may WithAdaptersDisabled and WithAdapterNames,
+// which set up per-layer state for the duration of f: a server serves one
+// mixed batch at a time per model. Two such calls that overlap on the
+// same layers (nested, or from two goroutines) are refused with an error
+// rather than undoing each other. Closing a model while other goroutines
+// run it gives each pass the right output or torch's "use of closed
+// tensor" error, never a crash.
+//
 // # PEFT's files
 //
 // SaveAdapter writes adapter_config.json and adapter_model.safetensors as

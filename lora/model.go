@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/golora/golora/module"
 )
@@ -77,8 +78,14 @@ func SetAdapter(model module.Module, names ...string) error {
 			return fmt.Errorf("lora: SetAdapter: %s: adapters %v are merged; unmerge them first", nl.Name, l.merged)
 		}
 	}
+	if err := checkSavedActive(model, names); err != nil {
+		return fmt.Errorf("lora: SetAdapter: %w", err)
+	}
 	for _, nl := range Layers(model) {
 		nl.Layer.LoraLayer().setActive(names)
+	}
+	if err := syncSaved(model, nil); err != nil {
+		return fmt.Errorf("lora: SetAdapter: %w", err)
 	}
 	return nil
 }
@@ -105,19 +112,61 @@ func DeleteAdapter(model module.Module, name string) error {
 	if len(ls) == 0 {
 		return fmt.Errorf("lora: DeleteAdapter: no adapter %q in the model (have %v)", name, AdapterNames(model))
 	}
+	var saved []*savedModule
+	if cfg, _, err := configOf(model, name); err == nil {
+		saved = cfg.saved
+	}
 	for _, l := range ls {
 		if err := l.deleteAdapter(name); err != nil {
 			return fmt.Errorf("lora: DeleteAdapter: %w", err)
 		}
 	}
+	// Its copies of the modules to save go too; a module it owned gets
+	// the next active adapter's copy, or the original.
+	for _, m := range saved {
+		if err := m.drop(name); err != nil {
+			return fmt.Errorf("lora: DeleteAdapter: %w", err)
+		}
+	}
+	if err := syncSaved(model, nil); err != nil {
+		return fmt.Errorf("lora: DeleteAdapter: %w", err)
+	}
 	return nil
+}
+
+// inWith holds the adapter layers that a WithAdaptersDisabled or
+// WithAdapterNames call has set up, until it returns.
+var inWith sync.Map // *Layer → struct{}
+
+// claim marks the layers ls as set up by a With call, or, when one of them
+// already is (a call under way in another goroutine, or an enclosing one),
+// claims none and returns an error: a second set-up would change the
+// layers under the first call's f and undo it on return.
+func claim(op string, ls []NamedLayer) (release func(), err error) {
+	var got []*Layer
+	release = func() {
+		for _, l := range got {
+			inWith.Delete(l)
+		}
+	}
+	for _, nl := range ls {
+		l := nl.Layer.LoraLayer()
+		if _, busy := inWith.LoadOrStore(l, struct{}{}); busy {
+			release()
+			return nil, fmt.Errorf("lora: %s: %s is already set up by another WithAdaptersDisabled or WithAdapterNames call: they must not nest or overlap", op, nl.Name)
+		}
+		got = append(got, l)
+	}
+	return release, nil
 }
 
 // WithAdaptersDisabled runs f with every adapter layer of model computing
 // its base output exactly (PEFT's disable_adapter context), and enables
 // them again when f returns or panics, so the model cannot be left
 // disabled. Merged adapters are an error (unmerge first). It must not run
-// concurrently with other uses of the model.
+// concurrently with other uses of the model; a call that overlaps another
+// WithAdaptersDisabled or WithAdapterNames on the same layers (nested, or
+// in another goroutine) is refused with an error.
 func WithAdaptersDisabled(model module.Module, f func() error) error {
 	if isNil(model) {
 		return fmt.Errorf("lora: WithAdaptersDisabled: model is nil (%T)", model)
@@ -128,6 +177,11 @@ func WithAdaptersDisabled(model module.Module, f func() error) error {
 			return fmt.Errorf("lora: WithAdaptersDisabled: %s: adapters %v are merged; unmerge them first", nl.Name, l.merged)
 		}
 	}
+	release, err := claim("WithAdaptersDisabled", ls)
+	if err != nil {
+		return err
+	}
+	defer release()
 	prev := make([]bool, len(ls))
 	for i, nl := range ls {
 		l := nl.Layer.LoraLayer()
@@ -138,7 +192,8 @@ func WithAdaptersDisabled(model module.Module, f func() error) error {
 			nl.Layer.LoraLayer().disabled = prev[i]
 		}
 	}()
-	return f()
+	// The modules to save compute with their original values.
+	return withSaved(model, func(*savedModule) string { return "" }, f)
 }
 
 // WithAdapterNames runs f with a mixed batch set up: in every adapter
@@ -147,7 +202,10 @@ func WithAdaptersDisabled(model module.Module, f func() error) error {
 // forward(adapter_names=...). A layer that lacks an adapter adds nothing
 // for its samples (as PEFT). Every name must exist somewhere in the model;
 // merged adapters are an error. The set-up is removed when f returns or
-// panics. It must not run concurrently with other uses of the model.
+// panics. It must not run concurrently with other uses of the model (a
+// server with one model serves one mixed batch at a time); a call that
+// overlaps another WithAdapterNames or WithAdaptersDisabled on the same
+// layers (nested, or in another goroutine) is refused with an error.
 func WithAdapterNames(model module.Module, names []string, f func() error) error {
 	if isNil(model) {
 		return fmt.Errorf("lora: WithAdapterNames: model is nil (%T)", model)
@@ -167,6 +225,26 @@ func WithAdapterNames(model module.Module, names []string, f func() error) error
 			return fmt.Errorf("lora: WithAdapterNames: %s: adapters %v are merged; unmerge them first", nl.Name, l.merged)
 		}
 	}
+	// A module to save runs once for the whole batch: every sample must
+	// want the same copy of it.
+	owners := map[*savedModule]string{}
+	for _, m := range savedModules(model) {
+		var want []string
+		for _, n := range names {
+			if o, _ := savedOwner(m, []string{n}); !slices.Contains(want, o) {
+				want = append(want, o)
+			}
+		}
+		if len(want) > 1 {
+			return fmt.Errorf("lora: WithAdapterNames: modules_to_save %s: the batch needs different copies of it (%q), but it runs once for the whole batch; use one adapter per batch", m.path, want)
+		}
+		owners[m] = want[0]
+	}
+	release, err := claim("WithAdapterNames", ls)
+	if err != nil {
+		return err
+	}
+	defer release()
 	names = slices.Clone(names)
 	for _, nl := range ls {
 		nl.Layer.LoraLayer().mixed = names
@@ -176,7 +254,7 @@ func WithAdapterNames(model module.Module, names []string, f func() error) error
 			nl.Layer.LoraLayer().mixed = nil
 		}
 	}()
-	return f()
+	return withSaved(model, func(m *savedModule) string { return owners[m] }, f)
 }
 
 // Merge folds the named adapters (the active ones when none are named)
@@ -305,6 +383,11 @@ func Unload(model module.Module) (module.Module, error) {
 
 // unload swaps the base layers in and frees the adapters.
 func unload(model module.Module) (module.Module, error) {
+	// The modules to save stay with the values they hold (the active
+	// adapter's copy, as PEFT's unload); the other copies are freed.
+	for _, m := range savedModules(model) {
+		m.release()
+	}
 	if al, ok := asAdapterLayer(model); ok {
 		closeAdapters(al)
 		return al.LoraLayer().BaseLayer(), nil

@@ -2,6 +2,7 @@ package lora
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/golora/golora/torch"
 )
@@ -64,8 +65,8 @@ func (c *config) resolveAlpha(op string, r int64) (float64, error) {
 	if !c.hasAlpha {
 		return float64(r), nil
 	}
-	if !(c.alpha > 0) {
-		return 0, fmt.Errorf("lora: %s: alpha must be positive, got %v", op, c.alpha)
+	if !(c.alpha > 0) || math.IsInf(c.alpha, 1) {
+		return 0, fmt.Errorf("lora: %s: alpha must be positive and finite, got %v", op, c.alpha)
 	}
 	return c.alpha, nil
 }

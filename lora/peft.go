@@ -3,8 +3,10 @@ package lora
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,6 +15,9 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/jsonfile"
+	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
 )
@@ -94,16 +99,16 @@ func adapterState(model module.Module, name string, cfg *Config) (map[string]*to
 			}
 		}
 	}
-	mt, err := compileConfig(cfg)
-	if err != nil {
-		return nil, err
+	// The adapter's own copies of the modules to save (the config the
+	// adapter was made with knows them).
+	var saved []*savedModule
+	if own, _, err := configOf(model, name); err == nil {
+		saved = own.saved
 	}
-	for _, nm := range visible(module.Modules(model)) {
-		if nm.Name == "" || !mt.toSave(nm.Name) {
-			continue
-		}
-		for _, p := range module.NamedParameters(nm.Module) {
-			out[peftPrefix+nm.Name+"."+p.Name] = p.Tensor
+	for _, m := range saved {
+		vs := m.values(name)
+		for i, n := range m.names {
+			out[peftPrefix+m.path+"."+n] = vs[i]
 		}
 	}
 	return out, nil
@@ -140,8 +145,17 @@ func configOf(model module.Module, name string) (*Config, []string, error) {
 //	base_model.model.<path>.lora_magnitude_vector  DoRA: [out] ([1, out, 1, 1] for Conv2d)
 //	base_model.model.<path>.<param>            modules to save; trained biases
 //
-// Files are written to temporary names and renamed, so a crash leaves the
-// previous adapter whole.
+// Each file is written atomically (internal/atomicfile: a temporary
+// ".<name>.tmp-<digits>" file, fsynced, renamed over the file, the
+// directory fsynced), adapter_model.safetensors first and
+// adapter_config.json last, so that the config's presence marks a
+// complete adapter. On an error, each file holds either its previous
+// content or the new one, whole. The pair is not replaced as one: a crash
+// between the two renames leaves the new weights beside the previous
+// adapter_config.json (or none, in a new directory, which LoadAdapter
+// refuses). LoadAdapter refuses such a pair when the shapes disagree (a
+// new r or new targets); with the same shapes it would load the new
+// weights under the previous config's scaling. Save again after a crash.
 func SaveAdapter(model module.Module, dir, name string) error {
 	if isNil(model) {
 		return fmt.Errorf("lora: SaveAdapter: model is nil (%T)", model)
@@ -178,26 +192,10 @@ func SaveAdapter(model module.Module, dir, name string) error {
 	if err := torch.SaveSafetensors(filepath.Join(out, WeightsFile), ts, map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("lora: SaveAdapter: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(out, ConfigFile), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(out, ConfigFile), append(js, '\n'), 0o644); err != nil {
 		return fmt.Errorf("lora: SaveAdapter: %w", err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // peftConfigJSON returns the 41 keys PEFT 0.21.2 writes, with this
@@ -330,6 +328,15 @@ func Lenient() LoadOption { return func(o *loadOptions) { o.lenient = true } }
 // with lora_A's shape is named this way) are one error listing all of
 // them, and nothing is modified. Lenient relaxes the first two.
 //
+// Only safetensors and JSON are read: a directory with adapter_model.bin
+// (a PyTorch pickle) and no adapter_model.safetensors is an error saying
+// to convert it. adapter_config.json over jsonfile.MaxConfigSize (16 MiB)
+// is refused unread, and an adapter name that is not a plain directory
+// name ("..", "a/b", ...) is an error. A tensor whose shape differs from
+// the model's, or whose dtype is not floating point where the model's is,
+// is an error naming its key; floating-point dtypes convert (a bf16
+// adapter loads into a float32 model, as in PEFT).
+//
 // adapter_config.json may hold all of PEFT 0.21's fields (it writes 41). A field that
 // changes the maths and that golora does not implement (lora_bias,
 // layer_replication, use_qalora, trainable_token_indices, aLoRA, ...) is
@@ -348,7 +355,12 @@ func LoadAdapter(model module.Module, dir, name string, opts ...LoadOption) erro
 	if err != nil {
 		return fmt.Errorf("lora: LoadAdapter: %w", err)
 	}
-	raw, err := os.ReadFile(filepath.Join(in, ConfigFile))
+	if _, err := os.Stat(filepath.Join(in, WeightsFile)); errors.Is(err, os.ErrNotExist) {
+		if pickles := safetensors.PickleFiles(in); len(pickles) > 0 {
+			return fmt.Errorf("lora: LoadAdapter: %w", safetensors.PickleError(in, WeightsFile, pickles))
+		}
+	}
+	raw, err := jsonfile.Read(filepath.Join(in, ConfigFile), jsonfile.MaxConfigSize)
 	if err != nil {
 		return fmt.Errorf("lora: LoadAdapter: %w", err)
 	}
@@ -364,6 +376,9 @@ func LoadAdapter(model module.Module, dir, name string, opts ...LoadOption) erro
 	if f, ok := md["format"]; ok && f != "pt" {
 		slog.Warn("lora: LoadAdapter: unexpected safetensors format", "format", f, "dir", in)
 	}
+	if err := checkRanks(cfg, file); err != nil {
+		return fmt.Errorf("lora: LoadAdapter: %s: %w", in, err)
+	}
 	_, rollback, err := inject("LoadAdapter", model, name, *cfg)
 	if err != nil {
 		return err
@@ -371,6 +386,43 @@ func LoadAdapter(model module.Module, dir, name string, opts ...LoadOption) erro
 	if err := copyAdapter(model, name, cfg, file, o); err != nil {
 		rollback()
 		return fmt.Errorf("lora: LoadAdapter: %s: %w", in, err)
+	}
+	return nil
+}
+
+// rankSlack is how far the ranks of adapter_config.json may exceed the
+// file's before LoadAdapter refuses them unbuilt (a smaller disagreement
+// is reported key by key, after the adapters are built; a lenient load
+// may build adapters the file lacks).
+const rankSlack = 4096
+
+// checkRanks bounds the ranks adapter_config.json gives (r and
+// rank_pattern's) by the file's, before the adapters are built: a small
+// config that claims r = 10⁹ must fail before a lora_A of 10⁹ rows is
+// allocated. No rank may exceed both rankSlack and the rows of the
+// largest lora_A (or lora_embedding_A) in the file.
+func checkRanks(cfg *Config, file map[string]*torch.Tensor) error {
+	var most int64
+	for k, t := range file {
+		if strings.HasSuffix(k, ".lora_A.weight") || strings.HasSuffix(k, ".lora_embedding_A") {
+			if s := t.Shape(); len(s) > 0 {
+				most = max(most, s[0])
+			}
+		}
+	}
+	limit := max(most, rankSlack)
+	var bad []string
+	if cfg.R > limit {
+		bad = append(bad, fmt.Sprintf("r = %d", cfg.R))
+	}
+	for _, k := range slices.Sorted(maps.Keys(cfg.RankPattern)) {
+		if r := cfg.RankPattern[k]; r > limit {
+			bad = append(bad, fmt.Sprintf("rank_pattern[%q] = %d", k, r))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("the adapter file does not match the model (nothing loaded): adapter_config.json's %s, but the file's largest lora_A has %d rows",
+			strings.Join(bad, ", "), most)
 	}
 	return nil
 }

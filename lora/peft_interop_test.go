@@ -153,6 +153,36 @@ func TestInteropLoadPEFT(t *testing.T) {
 			return nil
 		}))
 	})
+
+	// Each adapter has its own copy of the classifier (modules_to_save):
+	// switching adapters switches heads, as in PEFT, and loading the
+	// second adapter does not overwrite the first one's head.
+	t.Run("two adapters with their own modules_to_save", func(t *testing.T) {
+		n := pytorchNet(t)
+		cls := n.Classifier.(*module.Linear).Weight
+		dir := filepath.Join(peftDir, "twosave")
+		require.NoError(t, lora.LoadAdapter(n, dir, "default"))
+		require.NoError(t, lora.LoadAdapter(n, dir, "second"))
+		for _, a := range []string{"default", "second", "default"} {
+			require.NoError(t, lora.SetAdapter(n, a))
+			requireRel(t, a, n.run(t, ids, img), refs["y.twosave."+a])
+			require.True(t, cls.RequiresGrad(), "the active copy trains")
+		}
+		require.NoError(t, lora.WithAdaptersDisabled(n, func() error {
+			requireRel(t, "disabled", n.run(t, ids, img), refs["y.twosave.disabled"])
+			require.False(t, cls.RequiresGrad(), "the original is frozen")
+			return nil
+		}))
+		requireRel(t, "default again", n.run(t, ids, img), refs["y.twosave.default"])
+		require.ErrorContains(t, lora.SetAdapter(n, "default", "second"), "only one can be active")
+		require.ErrorContains(t, lora.WithAdapterNames(n, []string{"default", "second", "default", "default"}, func() error { return nil }),
+			"modules_to_save classifier")
+		require.NoError(t, lora.DeleteAdapter(n, "default"))
+		require.NoError(t, lora.SetAdapter(n, "second"))
+		requireRel(t, "second after deleting default", n.run(t, ids, img), refs["y.twosave.second"])
+		require.NoError(t, lora.DeleteAdapter(n, "second"))
+		requireRel(t, "no adapters left: the original head", n.run(t, ids, img), refs["y.twosave.disabled"])
+	})
 }
 
 // add_weighted_adapter's "linear", "cat" and "svd" against PEFT's.
@@ -255,6 +285,10 @@ func TestInteropSaveForPEFT(t *testing.T) {
 			"second":  {R: 2, Alpha: 4, TargetModules: []string{"k_proj", "embed_tokens", "q_proj"}, Init: lora.InitRandom}},
 			runs: []goRun{{Active: []string{"default"}}, {Active: []string{"second"}},
 				{Mixed: []string{"default", "second", "__base__", "default"}}}},
+		{name: "twosave", order: []string{"default", "second"}, adapters: map[string]lora.Config{
+			"default": {R: 2, Alpha: 4, TargetModules: []string{"q_proj"}, ModulesToSave: []string{"classifier"}, Init: lora.InitRandom},
+			"second":  {R: 2, Alpha: 4, TargetModules: []string{"v_proj"}, ModulesToSave: []string{"classifier"}, Init: lora.InitRandom}},
+			runs: []goRun{{Active: []string{"default"}}, {Active: []string{"second"}}}},
 	}
 
 	require.NoError(t, torch.ManualSeed(5))
@@ -299,6 +333,13 @@ func TestInteropSaveForPEFT(t *testing.T) {
 			cls := n.Classifier.(*module.Linear)
 			require.NoError(t, torch.NoGrad(func() error { return cls.Weight.AddScalar_(0.25).Err() }))
 		}
+		if c.name == "twosave" { // move each adapter's own copy of the head
+			cls := n.Classifier.(*module.Linear)
+			for i, a := range order {
+				require.NoError(t, lora.SetAdapter(n, a))
+				require.NoError(t, torch.NoGrad(func() error { return cls.Weight.AddScalar_(0.25 - 0.5*float64(i)).Err() }))
+			}
+		}
 		for _, a := range order {
 			require.NoError(t, lora.SaveAdapter(n, filepath.Join(dir, c.name), a))
 		}
@@ -338,7 +379,7 @@ func TestInteropSaveForPEFT(t *testing.T) {
 	for k, msg := range got.Keys {
 		require.Empty(t, msg, "%s: PEFT's load of Go's adapter", k)
 	}
-	require.Len(t, got.Keys, 7, "every adapter checked by PEFT")
+	require.Len(t, got.Keys, 9, "every adapter checked by PEFT")
 	for c, layers := range got.Changed {
 		require.NotEmpty(t, layers, c)
 		for l, ch := range layers {

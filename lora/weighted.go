@@ -46,6 +46,11 @@ func AddWeightedAdapter(model module.Module, adapters []string, weights []float6
 	if len(adapters) == 0 || len(adapters) != len(weights) {
 		return fail("%d adapters and %d weights", len(adapters), len(weights))
 	}
+	for i, w := range weights {
+		if math.IsNaN(w) || math.IsInf(w, 0) {
+			return fail("weights[%d] is %v (want a finite number)", i, w)
+		}
+	}
 	have := AdapterNames(model)
 	if slices.Contains(have, name) {
 		return fail("adapter %q exists", name)

@@ -148,6 +148,12 @@ func NewConv2d(in, out int64, kernel [2]int64, bias bool, o torch.Conv2dOptions,
 		return nil, fmt.Errorf("module: NewConv2d: kernel size must be positive, got %v", kernel)
 	case groups < 0 || in%groups != 0 || out%groups != 0:
 		return nil, fmt.Errorf("module: NewConv2d: groups %d must divide in=%d and out=%d", groups, in, out)
+	case o.Stride[0] < 0 || o.Stride[1] < 0:
+		return nil, fmt.Errorf("module: NewConv2d: stride must not be negative, got %v", o.Stride)
+	case o.Padding[0] < 0 || o.Padding[1] < 0:
+		return nil, fmt.Errorf("module: NewConv2d: padding must not be negative, got %v", o.Padding)
+	case o.Dilation[0] < 0 || o.Dilation[1] < 0:
+		return nil, fmt.Errorf("module: NewConv2d: dilation must not be negative, got %v", o.Dilation)
 	}
 	w := torch.Empty([]int64{out, in / groups, kernel[0], kernel[1]}, opts...)
 	var b *torch.Tensor

@@ -51,6 +51,46 @@
 // detached handles, and Copy_ records no autograd. Random initialisation
 // draws from libtorch's global generator (torch.ManualSeed,
 // torch.RNGState).
+//
+// # Concurrency
+//
+// Independent models (each with its own parameters and optimizer) may be
+// built, trained and run in separate goroutines at once, and give bitwise
+// the results of the same work done alone, with one caveat: libtorch has
+// a single CPU generator per process (and one per CUDA device), shared by
+// every goroutine. Random draws are safe from any goroutine, but which
+// goroutine gets which numbers depends on the schedule. So, for
+// reproducible parallel runs, make seeding and the random initialisation
+// one step (hold a sync.Mutex across torch.ManualSeed and the
+// constructors, as module's and lora's concurrency tests do, or build the
+// models one after the other, or load their weights), and train without
+// random ops (dropout 0); a run that needs dropout is reproducible only
+// when it is the process's only user of the generator. Grad mode and
+// autocast are per OS thread: torch's NoGrad, EnableGrad and
+// Autocast pin the goroutine for their duration and restore the
+// previous mode, so they never leak into other goroutines.
+//
+// One model may serve forward passes to many goroutines at once (a
+// server's pattern): Forward only reads the registry and the tensors,
+// whose handles are themselves safe for concurrent use, so each caller
+// gets bitwise the result it would get alone. Run the shared model in
+// evaluation mode (Eval, before sharing it), since dropout in training
+// mode draws from the shared generator, and preferably in torch's NoGrad.
+// What changes a model — Train and Eval, To, LoadStateDict, registering,
+// SetChild, an optimizer step, lora's adapter switches — must not overlap
+// with other uses of it: training a model while other goroutines run it
+// is a data race (on the training flag in Go, on the weights inside
+// libtorch) and is not supported as such. Serialise the two with a
+// sync.RWMutex, the trainer holding it for writing around each step and
+// each Train/Eval switch, the servers for reading around each forward
+// pass; or serve a separate copy of the weights.
+//
+// Closing a model (Close) while other goroutines run it never crashes:
+// each pass in flight either completes with the right result or fails
+// with torch's "use of closed tensor" error naming the closed argument;
+// Close may be called twice, concurrently. A tensor borrowed from a model
+// (Alias, Scope.Borrow) stays valid after the model is closed or dropped
+// and collected, until the borrowed handle itself is closed.
 package module
 
 import (

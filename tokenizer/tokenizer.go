@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/golora/golora/internal/jsonfile"
 )
 
 // Tokenizer is a tokenizer loaded from a Hugging Face tokenizer.json. It is
@@ -82,8 +84,9 @@ type Batch struct {
 // maxPadLength bounds the padding lengths a file may ask for.
 const maxPadLength = 1 << 24
 
-// maxFileSize bounds the tokenizer.json files Load reads.
-const maxFileSize = 1 << 30
+// maxFileSize bounds the tokenizer.json files Load reads: a larger one is
+// an error naming the file and the limit, not an allocation of its size.
+const maxFileSize = jsonfile.MaxTokenizerSize
 
 // Load reads a tokenizer.json file, or the tokenizer.json in a directory.
 func Load(path string) (*Tokenizer, error) {
@@ -100,10 +103,7 @@ func Load(path string) (*Tokenizer, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("tokenizer: %s is not a regular file", path)
 	}
-	if fi.Size() > maxFileSize {
-		return nil, fmt.Errorf("tokenizer: %s is too large (%d bytes)", path, fi.Size())
-	}
-	data, err := os.ReadFile(path)
+	data, err := jsonfile.Read(path, maxFileSize)
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}

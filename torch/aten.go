@@ -32,6 +32,7 @@ type Op struct {
 	h              C.cg_op
 	err            error
 	argNames       []string // from the schema, for error messages
+	argNeeded      []bool   // from the schema: a Tensor argument that is not optional (nil is an error)
 }
 
 // NewOp returns the operator name.overload; it is looked up on first use.
@@ -47,6 +48,7 @@ func (o *Op) resolve() (C.cg_op, error) {
 			var s *C.char
 			if check(o.name, C.cg_op_schema(o.h, &s)) == nil {
 				o.argNames = schemaArgNames(C.GoString(s))
+				o.argNeeded = schemaTensorNeeded(C.GoString(s))
 				C.cg_free_error(s)
 			}
 		}
@@ -156,6 +158,9 @@ func (o *Op) callN(op string, max int, args []any) []*Tensor {
 			ca.kind = C.CG_ARG_NONE
 		case *Tensor:
 			ca.kind = C.CG_ARG_TENSOR
+			if v == nil && i < len(o.argNeeded) && o.argNeeded[i] {
+				c.fail(name, "nil tensor") // not None: the schema's Tensor is not optional
+			}
 			ca.t = c.opt(name, v)
 		case []*Tensor:
 			ca.kind = C.CG_ARG_TENSORS
@@ -274,6 +279,47 @@ func schemaArgNames(schema string) []string {
 		}
 	}
 	return names
+}
+
+// schemaTensorNeeded returns, for each argument of schema (as
+// schemaArgNames lists them), whether it is a Tensor that may not be None
+// ("Tensor self", "Tensor(a!) self"; not "Tensor? weight" nor "Tensor[]").
+func schemaTensorNeeded(schema string) []bool {
+	open := strings.IndexByte(schema, '(')
+	if open < 0 {
+		return nil
+	}
+	var needed []bool
+	depth, start := 0, open+1
+	add := func(decl string) {
+		decl = strings.TrimSpace(decl)
+		if decl == "" || decl == "*" {
+			return
+		}
+		f := strings.Fields(decl)
+		typ := f[0]
+		needed = append(needed, strings.HasPrefix(typ, "Tensor") && !strings.Contains(typ, "?") && !strings.Contains(typ, "[]"))
+	}
+	for i := open + 1; i < len(schema); i++ {
+		switch schema[i] {
+		case '(', '[':
+			depth++
+		case ']':
+			depth--
+		case ')':
+			if depth == 0 {
+				add(schema[start:i])
+				return needed
+			}
+			depth--
+		case ',':
+			if depth == 0 {
+				add(schema[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return needed
 }
 
 func appendArgName(names []string, decl string) []string {

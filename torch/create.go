@@ -86,6 +86,12 @@ func fromBytes(op string, data []byte, dtype DType, shape []int64, s *Scope) *Te
 // toBytes copies the tensor's elements (moved to CPU, contiguous) out as
 // raw bytes.
 func (t *Tensor) toBytes(op string) ([]byte, DType, []int64, error) {
+	if t == nil {
+		return nil, Invalid, nil, argErrorf(op, "tensor", "nil tensor")
+	}
+	if t.err == nil && t.Closed() {
+		return nil, Invalid, nil, argErrorf(op, "tensor", "use of closed tensor")
+	}
 	shape, err := t.Size()
 	if err != nil {
 		return nil, Invalid, nil, err
@@ -226,6 +232,9 @@ func (t *Tensor) To(target Target) *Tensor {
 	var out C.cg_tensor
 	switch v := target.(type) {
 	case Device:
+		if v.Type != CPUDevice && v.Type != CUDADevice {
+			c.fail("device", "unknown device type %d", int(v.Type))
+		}
 		if v.IsCUDA() && !CUDAIsAvailable() {
 			c.fail("device", "%v requested but CUDA is not available (libcgotorch.so is built against a CPU libtorch, or no GPU is visible)", v)
 		}

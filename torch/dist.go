@@ -140,7 +140,7 @@ func (g *ProcessGroup) Timeout() time.Duration { return g.cfg.Timeout }
 
 // collective runs f on the group's handle and the tensors' handles,
 // read-locked for the call.
-func (g *ProcessGroup) collective(op string, ts []*Tensor, f func(hs []C.cg_tensor) C.cg_err) error {
+func (g *ProcessGroup) collective(op, arg string, ts []*Tensor, f func(hs []C.cg_tensor) C.cg_err) error {
 	if g == nil {
 		return fmt.Errorf("torch: %s: nil process group", op)
 	}
@@ -149,10 +149,17 @@ func (g *ProcessGroup) collective(op string, ts []*Tensor, f func(hs []C.cg_tens
 	if g.closed {
 		return fmt.Errorf("torch: %s: the process group is closed", op)
 	}
+	if g.h == nil {
+		return fmt.Errorf("torch: %s: the process group was not made by NewProcessGroup", op)
+	}
 	c := begin(op)
 	hs := make([]C.cg_tensor, len(ts)+1) // +1: never a zero-length array
 	for i, t := range ts {
-		hs[i] = c.inAt("tensors", i, t)
+		if arg == "tensor" {
+			hs[i] = c.in(arg, t) // a single tensor
+		} else {
+			hs[i] = c.inAt(arg, i, t)
+		}
 	}
 	if c.ok() {
 		c.check(f(hs))
@@ -165,14 +172,14 @@ func (g *ProcessGroup) collective(op string, ts []*Tensor, f func(hs []C.cg_tens
 // divides by the world size. The tensors travel flattened, in buckets
 // (GroupConfig.BucketBytes): a LoRA model's gradients are one collective.
 func (g *ProcessGroup) AllReduce(ts []*Tensor, average bool) error {
-	return g.collective("AllReduce", ts, func(hs []C.cg_tensor) C.cg_err {
+	return g.collective("AllReduce", "tensors", ts, func(hs []C.cg_tensor) C.cg_err {
 		return C.cg_pg_allreduce(g.h, &hs[0], C.int(len(ts)), cbool(average), C.int64_t(g.cfg.BucketBytes))
 	})
 }
 
 // Broadcast copies rank root's ts into every other rank's, in place.
 func (g *ProcessGroup) Broadcast(ts []*Tensor, root int) error {
-	return g.collective("Broadcast", ts, func(hs []C.cg_tensor) C.cg_err {
+	return g.collective("Broadcast", "tensors", ts, func(hs []C.cg_tensor) C.cg_err {
 		return C.cg_pg_broadcast(g.h, &hs[0], C.int(len(ts)), C.int(root), C.int64_t(g.cfg.BucketBytes))
 	})
 }
@@ -180,9 +187,10 @@ func (g *ProcessGroup) Broadcast(ts []*Tensor, root int) error {
 // AllGather returns every rank's t, indexed by rank (new tensors that join
 // t's scope).
 func (g *ProcessGroup) AllGather(t *Tensor) ([]*Tensor, error) {
-	outs := make([]C.cg_tensor, g.World())
+	var outs []C.cg_tensor
 	var scope *Scope
-	err := g.collective("AllGather", []*Tensor{t}, func(hs []C.cg_tensor) C.cg_err {
+	err := g.collective("AllGather", "tensor", []*Tensor{t}, func(hs []C.cg_tensor) C.cg_err {
+		outs = make([]C.cg_tensor, g.World()) // here: g is not nil
 		scope = t.scope
 		return C.cg_pg_allgather(g.h, hs[0], &outs[0])
 	})
@@ -199,7 +207,7 @@ func (g *ProcessGroup) AllGather(t *Tensor) ([]*Tensor, error) {
 // Barrier returns when every rank has called it (or fails after the
 // timeout).
 func (g *ProcessGroup) Barrier() error {
-	return g.collective("Barrier", nil, func([]C.cg_tensor) C.cg_err { return C.cg_pg_barrier(g.h) })
+	return g.collective("Barrier", "", nil, func([]C.cg_tensor) C.cg_err { return C.cg_pg_barrier(g.h) })
 }
 
 // Close leaves the group and frees its store connection. It is idempotent.

@@ -5,6 +5,15 @@ package torch
 */
 import "C"
 
+import "math"
+
+// namedFloat is a float argument that must be finite, with its name for
+// the error.
+type namedFloat struct {
+	name string
+	v    float64
+}
+
 // FanMode selects which fan Kaiming initialisation preserves.
 type FanMode int
 
@@ -31,9 +40,14 @@ const (
 // reproduces PyTorch's values bit for bit on CPU. They change t in place
 // and return its error, if any.
 
-func (t *Tensor) initOp(op string, f func(C.cg_tensor) C.cg_err) error {
+func (t *Tensor) initOp(op string, f func(C.cg_tensor) C.cg_err, finite ...namedFloat) error {
 	c := begin(op)
 	h := c.in("tensor", t)
+	for _, a := range finite {
+		if math.IsNaN(a.v) || math.IsInf(a.v, 0) {
+			c.fail(a.name, "must be finite, got %v", a.v)
+		}
+	}
 	if c.ok() {
 		c.check(f(h))
 	}
@@ -42,12 +56,14 @@ func (t *Tensor) initOp(op string, f func(C.cg_tensor) C.cg_err) error {
 
 // Uniform_ fills t with draws from U(lo, hi), like nn.init.uniform_.
 func (t *Tensor) Uniform_(lo, hi float64) error {
-	return t.initOp("Uniform_", func(h C.cg_tensor) C.cg_err { return C.cg_uniform_(h, C.double(lo), C.double(hi)) })
+	return t.initOp("Uniform_", func(h C.cg_tensor) C.cg_err { return C.cg_uniform_(h, C.double(lo), C.double(hi)) },
+		namedFloat{"lo", lo}, namedFloat{"hi", hi})
 }
 
 // Normal_ fills t with draws from N(mean, std²), like nn.init.normal_.
 func (t *Tensor) Normal_(mean, std float64) error {
-	return t.initOp("Normal_", func(h C.cg_tensor) C.cg_err { return C.cg_normal_(h, C.double(mean), C.double(std)) })
+	return t.initOp("Normal_", func(h C.cg_tensor) C.cg_err { return C.cg_normal_(h, C.double(mean), C.double(std)) },
+		namedFloat{"mean", mean}, namedFloat{"std", std})
 }
 
 // Fill_ sets every element of t to v.
@@ -65,22 +81,24 @@ func (t *Tensor) Ones_() error { return t.Fill_(1) }
 func (t *Tensor) KaimingUniform_(a float64, mode FanMode, nl Nonlinearity) error {
 	return t.initOp("KaimingUniform_", func(h C.cg_tensor) C.cg_err {
 		return C.cg_kaiming_(h, 0, C.double(a), C.int(mode), C.int(nl))
-	})
+	}, namedFloat{"a", a})
 }
 
 // KaimingNormal_ is nn.init.kaiming_normal_(t, a, mode, nonlinearity).
 func (t *Tensor) KaimingNormal_(a float64, mode FanMode, nl Nonlinearity) error {
 	return t.initOp("KaimingNormal_", func(h C.cg_tensor) C.cg_err {
 		return C.cg_kaiming_(h, 1, C.double(a), C.int(mode), C.int(nl))
-	})
+	}, namedFloat{"a", a})
 }
 
 // XavierUniform_ is nn.init.xavier_uniform_(t, gain).
 func (t *Tensor) XavierUniform_(gain float64) error {
-	return t.initOp("XavierUniform_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 0, C.double(gain)) })
+	return t.initOp("XavierUniform_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 0, C.double(gain)) },
+		namedFloat{"gain", gain})
 }
 
 // XavierNormal_ is nn.init.xavier_normal_(t, gain).
 func (t *Tensor) XavierNormal_(gain float64) error {
-	return t.initOp("XavierNormal_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 1, C.double(gain)) })
+	return t.initOp("XavierNormal_", func(h C.cg_tensor) C.cg_err { return C.cg_xavier_(h, 1, C.double(gain)) },
+		namedFloat{"gain", gain})
 }

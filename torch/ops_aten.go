@@ -351,6 +351,9 @@ var DefaultCrossEntropy = CrossEntropyOptions{Reduction: ReductionMean, IgnoreIn
 // CrossEntropyWith is F.cross_entropy with every option (label smoothing,
 // class weights).
 func CrossEntropyWith(logits, target *Tensor, o CrossEntropyOptions) *Tensor {
+	if !(o.LabelSmoothing >= 0 && o.LabelSmoothing <= 1) { // NaN too, which libtorch 1.13 takes
+		return failed(argErrorf("CrossEntropyWith", "label_smoothing", "must be in [0, 1], got %v", o.LabelSmoothing))
+	}
 	return opCrossEntropy.Call1("CrossEntropyWith", logits, target, o.Weight, int64(o.Reduction), o.IgnoreIndex, o.LabelSmoothing)
 }
 
@@ -408,7 +411,7 @@ func (t *Tensor) Clamp_(min, max float64) *Tensor { return opClamp_.Inplace("Cla
 
 // MaskedFill_ writes value where the bool mask is true, in place.
 func (t *Tensor) MaskedFill_(mask *Tensor, value float64) *Tensor {
-	if mask != nil && mask.err == nil && !mask.Closed() && mask.DType() != Bool {
+	if t.Err() == nil && mask != nil && mask.err == nil && !mask.Closed() && mask.DType() != Bool {
 		return failed(argErrorf("MaskedFill_", "mask", "mask must be a bool tensor, got %v", mask.DType()))
 	}
 	return opMaskedFill_.Inplace("MaskedFill_", t, mask, value)

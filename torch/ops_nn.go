@@ -5,6 +5,8 @@ package torch
 */
 import "C"
 
+import "math"
+
 // Reduction says how a loss combines its per-element values.
 type Reduction int
 
@@ -48,6 +50,9 @@ func LoraLinear(x, w, b, a, bm *Tensor, scaling float64) *Tensor {
 	c := begin("LoraLinear")
 	hx, hw, hb := c.in("input", x), c.in("weight", w), c.opt("bias", b)
 	ha, hbm := c.in("lora_a", a), c.in("lora_b", bm)
+	if math.IsNaN(scaling) || math.IsInf(scaling, 0) {
+		c.fail("scaling", "must be finite, got %v", scaling)
+	}
 	var out C.cg_tensor
 	if c.ok() {
 		c.check(C.cg_lora_linear(hx, hw, hb, ha, hbm, C.double(scaling), &out))
@@ -61,6 +66,9 @@ func LoraEmbedding(x, w, a, bm *Tensor, scaling float64) *Tensor {
 	c := begin("LoraEmbedding")
 	hx, hw := c.in("indices", x), c.in("weight", w)
 	ha, hbm := c.in("lora_a", a), c.in("lora_b", bm)
+	if math.IsNaN(scaling) || math.IsInf(scaling, 0) {
+		c.fail("scaling", "must be finite, got %v", scaling)
+	}
 	var out C.cg_tensor
 	if c.ok() {
 		c.check(C.cg_lora_embedding(hx, hw, ha, hbm, C.double(scaling), &out))
@@ -73,6 +81,9 @@ func LoraEmbedding(x, w, a, bm *Tensor, scaling float64) *Tensor {
 func LayerNorm(x *Tensor, shape []int64, w, b *Tensor, eps float64) *Tensor {
 	c := begin("LayerNorm")
 	hx, hw, hb := c.in("input", x), c.opt("weight", w), c.opt("bias", b)
+	if math.IsNaN(eps) || math.IsInf(eps, 0) {
+		c.fail("eps", "must be finite, got %v", eps)
+	}
 	var out C.cg_tensor
 	if c.ok() {
 		c.check(C.cg_layer_norm(hx, shapePtr(shape), C.int(len(shape)), hw, hb, C.double(eps), &out))
@@ -103,8 +114,12 @@ type Conv2dOptions struct {
 // Conv2d applies a 2-D convolution: x (N, C, H, W), w (O, C/groups, kH,
 // kW), b (O) or nil.
 func Conv2d(x, w, b *Tensor, o Conv2dOptions) *Tensor {
+	wd := w.Dim() // -1 when nil, closed or failed: c.in reports it
 	c := begin("Conv2d")
 	hx, hw, hb := c.in("input", x), c.in("weight", w), c.opt("bias", b)
+	if wd >= 0 && wd != 4 {
+		c.fail("weight", "must be 4-D (out, in/groups, kH, kW), got %d-D", wd)
+	}
 	if o.Stride == [2]int64{} {
 		o.Stride = [2]int64{1, 1}
 	}
@@ -130,6 +145,9 @@ func Conv2d(x, w, b *Tensor, o Conv2dOptions) *Tensor {
 func ScaledDotProductAttention(q, k, v, mask *Tensor, dropout float64, isCausal bool) *Tensor {
 	c := begin("ScaledDotProductAttention")
 	hq, hk, hv, hm := c.in("query", q), c.in("key", k), c.in("value", v), c.opt("attn_mask", mask)
+	if !(dropout >= 0 && dropout <= 1) { // NaN too
+		c.fail("dropout_p", "must be in [0, 1], got %v", dropout)
+	}
 	var out C.cg_tensor
 	if c.ok() {
 		c.check(C.cg_sdpa(hq, hk, hv, hm, C.double(dropout), cbool(isCausal), &out))

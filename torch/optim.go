@@ -6,6 +6,7 @@ package torch
 import "C"
 
 import (
+	"fmt"
 	"runtime"
 	"sync"
 )
@@ -245,6 +246,12 @@ func (o *FusedOptimizer) SetState(params []*Tensor, state [][NumStateSlots]*Tens
 	at := make([]int, 0, o.n*NumStateSlots) // flat index of each non-nil entry
 	for i := range state {
 		for s, t := range state[i] {
+			if t != nil && t.err != nil {
+				return i, t.err
+			}
+			if t != nil && t.Closed() { // named here: lockList would name its place in flat
+				return i, argErrorf(op, fmt.Sprintf("state[%d][%s]", i, StateSlotNames[s]), "use of closed tensor")
+			}
 			if t != nil {
 				flat = append(flat, t)
 				at = append(at, i*NumStateSlots+s)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"unsafe"
 
 	"github.com/golora/golora/internal/safetensors"
@@ -171,7 +172,8 @@ func toEntries(what string, tensors map[string]*Tensor) (map[string]safetensors.
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		data, dt, shape, err := tensors[name].toBytes("SaveSafetensors")
+		op, _, _ := strings.Cut(what, " ")
+		data, dt, shape, err := tensors[name].toBytes(op)
 		if err != nil {
 			return nil, fmt.Errorf("torch: %s: tensor %q: %w", what, name, err)
 		}

@@ -86,7 +86,7 @@ func (s *Scope) fail(err error) {
 // from another scope, or from a parent: it changes owner.
 func (s *Scope) Own(t *Tensor) *Tensor {
 	if t == nil {
-		err := newError("Own", "", "nil tensor")
+		err := newError("Own", "t", "nil tensor")
 		s.fail(err)
 		return failed(err)
 	}
@@ -97,7 +97,7 @@ func (s *Scope) Own(t *Tensor) *Tensor {
 	t.mu.Lock()
 	if t.h == nil {
 		t.mu.Unlock()
-		err := newError("Own", "", "use of closed tensor")
+		err := newError("Own", "t", "use of closed tensor")
 		s.fail(err)
 		return failed(err)
 	}
@@ -159,10 +159,13 @@ func (s *Scope) Err() error {
 func (s *Scope) Done(out *Tensor) (*Tensor, error) {
 	err := s.Err()
 	if err == nil && out == nil {
-		err = newError("Done", "", "nil result")
+		err = newError("Done", "out", "nil result")
 	}
 	if err == nil && out.err != nil {
 		err = out.err
+	}
+	if err == nil && out.Closed() {
+		err = newError("Done", "out", "use of closed tensor")
 	}
 	if err != nil {
 		s.Close()
@@ -215,7 +218,15 @@ func (s *Scope) Len() int {
 //
 // t itself is not moved: closing s closes only the borrowed handle.
 func (s *Scope) Borrow(t *Tensor) *Tensor {
-	a := t.Alias()
+	var a *Tensor
+	switch {
+	case t == nil:
+		a = failed(newError("Borrow", "t", "nil tensor"))
+	case t.err == nil && t.Closed():
+		a = failed(newError("Borrow", "t", "use of closed tensor"))
+	default:
+		a = t.Alias()
+	}
 	if a.err != nil {
 		s.fail(a.err)
 		return a

@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/internal/safetensors"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/optim"
@@ -184,66 +184,23 @@ func rngKey(d torch.Device) string {
 // from it fails the write.
 var testHookBeforeRename func(tmp string) error
 
-// writeFile writes tensors and metadata to path atomically: a temporary
-// file in path's directory, fsynced, renamed over path, and the directory
-// fsynced. On an error the temporary file is removed.
-func writeFile(path string, tensors map[string]*torch.Tensor, meta map[string]string) (err error) {
-	dir, base := filepath.Split(path)
-	if base == "" {
+// writeFile writes tensors and metadata to path atomically, with
+// torch.SaveSafetensors, which writes through atomicfile.Write: a
+// temporary file in path's directory, fsynced, renamed over path, and the
+// directory fsynced. On an error the temporary file is removed.
+func writeFile(path string, tensors map[string]*torch.Tensor, meta map[string]string) error {
+	if _, base := filepath.Split(path); base == "" {
 		return errors.New("the path names a directory")
 	}
-	if dir == "" {
-		dir = "."
+	if h := testHookBeforeRename; h != nil {
+		defer atomicfile.SetTestHooks(atomicfile.Hooks{BeforeRename: func(p, tmp string) error {
+			if p != path {
+				return nil
+			}
+			return h(tmp)
+		}})()
 	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
-		return err
-	}
-	renamed := false
-	defer func() {
-		if err != nil && !renamed {
-			_ = os.Remove(tmp)
-		}
-	}()
-	// SaveSafetensors replaces tmp by a file of its own (written and
-	// synced beside it, then renamed), so tmp is either empty or whole.
-	if err := torch.SaveSafetensors(tmp, tensors, meta); err != nil {
-		return err
-	}
-	if err := syncPath(tmp); err != nil {
-		return err
-	}
-	if testHookBeforeRename != nil {
-		if err := testHookBeforeRename(tmp); err != nil {
-			return err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	renamed = true
-	if err := syncPath(dir); err != nil {
-		return fmt.Errorf("written, but syncing its directory failed: %w", err)
-	}
-	return nil
-}
-
-// syncPath fsyncs a file or a directory.
-func syncPath(name string) error {
-	f, err := os.Open(name)
-	if err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return torch.SaveSafetensors(path, tensors, meta)
 }
 
 // ReadPosition returns the Position stored in the checkpoint at path,

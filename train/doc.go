@@ -22,6 +22,18 @@
 // uninterrupted one. The goroutine that calls Run is pinned to its OS
 // thread for the run (libtorch's grad mode and autocast are per thread).
 //
+// Several Trainers, each with its own model, optimizer and Loader, may Run
+// in parallel goroutines, and each gives bitwise the losses and weights of
+// the same run done alone, provided nothing in them draws from libtorch's
+// global generator while they run: build and seed their models one at a
+// time (or under a lock across torch.ManualSeed and the constructors) and
+// give their adapters no dropout. The generator is one per process, so
+// parallel runs with dropout interleave their draws, and a checkpoint's
+// rng.cpu is then the shared generator's state, not the run's: run such
+// trainings in separate processes to keep them reproducible and exactly
+// resumable. A Trainer itself, its model and its optimizer belong to the
+// goroutine that runs it.
+//
 // The training checkpoint is what makes a run resumable exactly: a run of
 // 2N steps and a run of N steps that is saved, reloaded in a new process
 // and continued for N more give the same losses and weights, bit for bit,

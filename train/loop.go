@@ -360,6 +360,9 @@ func (t *Trainer) lossOf(s *torch.Scope, rows []Row, r torch.Reduction) *torch.T
 func labelled(rows []Row) int64 {
 	n := int64(0)
 	for _, r := range rows {
+		if len(r.Labels) == 0 { // an empty row: an error in batchTensors, not a panic here
+			continue
+		}
 		for _, l := range r.Labels[1:] {
 			if l != IgnoreIndex {
 				n++

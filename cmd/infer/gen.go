@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golora/golora/internal/jsonfile"
 	"github.com/golora/golora/models"
 	"github.com/golora/golora/models/generate"
 	"github.com/golora/golora/tokenizer"
@@ -128,7 +129,7 @@ func generateMode(o *options, m models.Model) error {
 func specialIDs(dir string, tok *tokenizer.Tokenizer) (eos []int64, pad int64, err error) {
 	padSet := false
 	for _, name := range []string{"generation_config.json", "config.json"} {
-		data, err := os.ReadFile(filepath.Join(dir, name))
+		data, err := jsonfile.Read(filepath.Join(dir, name), jsonfile.MaxConfigSize)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/golora/golora/internal/jsonfile"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/models"
 	"github.com/golora/golora/models/generate"
@@ -229,7 +230,10 @@ func loadAdapter(m models.Model, dir string, merge bool) error {
 
 // baseName returns the adapter's base_model_name_or_path, for messages.
 func baseName(dir string) string {
-	data, err := os.ReadFile(filepath.Join(dir, "adapter_config.json"))
+	data, err := jsonfile.Read(filepath.Join(dir, "adapter_config.json"), jsonfile.MaxConfigSize)
+	if errors.Is(err, jsonfile.ErrTooLarge) {
+		return "adapter_config.json over the size limit"
+	}
 	if err != nil {
 		return "no adapter_config.json"
 	}

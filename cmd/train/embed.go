@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/golora/golora/internal/atomicfile"
 )
 
 // The shipped demo: the base model (made by --full --init data/init on
@@ -64,21 +66,8 @@ func shippedBase() (string, error) {
 	}
 	for _, f := range baseFiles {
 		b, _ := baseFS.ReadFile("base/" + f)
-		tmp, err := os.CreateTemp(dir, "."+f+".tmp-*")
-		if err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 			return "", fmt.Errorf("extracting the demo base: %w", err)
-		}
-		_, werr := tmp.Write(b)
-		cerr := tmp.Close()
-		if werr == nil {
-			werr = cerr
-		}
-		if werr == nil {
-			werr = os.Rename(tmp.Name(), filepath.Join(dir, f))
-		}
-		if werr != nil {
-			_ = os.Remove(tmp.Name())
-			return "", fmt.Errorf("extracting the demo base: %w", werr)
 		}
 	}
 	return dir, nil

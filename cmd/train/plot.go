@@ -3,6 +3,9 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"io"
+
+	"github.com/golora/golora/internal/atomicfile"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -11,7 +14,7 @@ import (
 )
 
 // plotLoss draws the training loss per step and the validation loss at
-// each evaluation to a PNG file at path.
+// each evaluation to a PNG file at path, written atomically.
 func plotLoss(path string, h history, mode string) error {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("cmd/train: %s", mode)
@@ -47,5 +50,12 @@ func plotLoss(path string, h history, mode string) error {
 		p.Legend.Add("validation", l, s)
 	}
 	p.Legend.Top = true
-	return p.Save(7*vg.Inch, 4*vg.Inch, path)
+	wt, err := p.WriterTo(7*vg.Inch, 4*vg.Inch, "png")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		_, err := wt.WriteTo(w)
+		return err
+	})
 }

@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/golora/golora/internal/atomicfile"
+	"github.com/golora/golora/internal/jsonfile"
 	"github.com/golora/golora/lora"
 	"github.com/golora/golora/models"
 	"github.com/golora/golora/models/generate"
@@ -442,7 +444,7 @@ func hashData(path, embedded string) string {
 func (j *job) fingerprint() string {
 	o := j.o
 	base := map[string]any{"dir": j.baseDir}
-	if b, err := os.ReadFile(filepath.Join(j.baseDir, hf.ConfigFile)); err == nil {
+	if b, err := jsonfile.Read(filepath.Join(j.baseDir, hf.ConfigFile), jsonfile.MaxConfigSize); err == nil {
 		s := sha256.Sum256(b)
 		base["config"] = hex.EncodeToString(s[:])
 	}
@@ -520,7 +522,7 @@ func (j *job) checkOut() (exists bool, err error) {
 		return true, nil
 	}
 	var ri runInfo
-	b, rerr := os.ReadFile(filepath.Join(o.out, runFile))
+	b, rerr := jsonfile.Read(filepath.Join(o.out, runFile), jsonfile.MaxConfigSize)
 	sameRun := rerr == nil && json.Unmarshal(b, &ri) == nil && ri.RunID == j.runID
 	if !sameRun && !o.overwrite {
 		what := "files that are not a train run"
@@ -539,40 +541,20 @@ func removeOwned(dir string) {
 	}
 	if ents, err := os.ReadDir(dir); err == nil {
 		for _, e := range ents { // temporary files of interrupted atomic writes
-			if strings.HasPrefix(e.Name(), ".") && strings.Contains(e.Name(), ".tmp-") {
+			if atomicfile.IsTemp(e.Name()) {
 				_ = os.Remove(filepath.Join(dir, e.Name()))
 			}
 		}
 	}
 }
 
-// writeJSON writes v to path atomically.
+// writeJSON writes v to path atomically (internal/atomicfile).
 func writeJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	if werr == nil {
-		werr = tmp.Chmod(0o644)
-	}
-	if werr == nil {
-		werr = tmp.Sync()
-	}
-	if cerr := tmp.Close(); werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Rename(tmp.Name(), path)
-	}
-	if werr != nil {
-		_ = os.Remove(tmp.Name())
-	}
-	return werr
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // history is the run's metrics, saved beside each checkpoint so that a
@@ -707,7 +689,11 @@ func (j *job) train(ctx context.Context) (err error) {
 		if err := tr.Resume(""); err != nil {
 			return fmt.Errorf("--resume: %v", strings.TrimPrefix(err.Error(), "train: "))
 		}
-		if b, err := os.ReadFile(filepath.Join(o.out, historyFile)); err == nil {
+		b, err := jsonfile.Read(filepath.Join(o.out, historyFile), jsonfile.MaxHistorySize)
+		if errors.Is(err, jsonfile.ErrTooLarge) {
+			return fmt.Errorf("--resume: %v", err)
+		}
+		if err == nil {
 			_ = json.Unmarshal(b, &hist)
 			hist.cut(tr.Step())
 		}
@@ -859,14 +845,14 @@ func finiteOrNil(v float64) any {
 // copyTokenizer copies the base's tokenizer files (those present) to dir.
 func copyTokenizer(base, dir string) error {
 	for _, f := range tokenizerFiles {
-		b, err := os.ReadFile(filepath.Join(base, f))
+		b, err := jsonfile.Read(filepath.Join(base, f), jsonfile.MaxTokenizerSize)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		}
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
 			return err
 		}
 	}

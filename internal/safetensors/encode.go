@@ -8,11 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/golora/golora/internal/atomicfile"
 )
 
 // Entry is one tensor: DType is a header dtype name (F32, BF16, ...), Shape
@@ -47,6 +47,12 @@ func encode(w io.Writer, tensors map[string]Entry, metadata map[string]string) e
 	if err != nil {
 		return err
 	}
+	return writeEncoded(w, header, order, tensors)
+}
+
+// writeEncoded writes a header made by buildHeader and the tensors' data
+// in its order.
+func writeEncoded(w io.Writer, header []byte, order []string, tensors map[string]Entry) error {
 	bw := bufio.NewWriter(w)
 	var prefix [8]byte
 	binary.LittleEndian.PutUint64(prefix[:], uint64(len(header)))
@@ -199,10 +205,15 @@ func writeJSONString(buf *bytes.Buffer, s string) {
 	buf.Truncate(buf.Len() - 1) // drop the newline Encode appends
 }
 
-// WriteFile encodes tensors and metadata to a temporary file in the same
-// directory as path, syncs it, and renames it over path, so readers never
-// observe a partially written file. On any error the temporary file is
-// removed and path is left untouched. The file is created with mode 0644.
+// WriteFile encodes tensors and metadata to path atomically, with
+// atomicfile.Write: to a temporary file in the same directory
+// (".<base>.tmp-<digits>", which no loader mistakes for a checkpoint),
+// fsynced, renamed over path, and the directory fsynced, so readers never
+// observe a partially written file and a crash (even SIGKILL) part way
+// leaves the previous file whole. Everything is validated before the
+// temporary file is created. On any error the temporary file is removed,
+// path is left untouched, and the error names path and the cause (a full
+// disk wraps syscall.ENOSPC). The file is created with mode 0644.
 func WriteFile(path string, tensors map[string]Entry, metadata map[string]string) error {
 	if err := writeFile(path, tensors, metadata); err != nil {
 		return fmt.Errorf("safetensors: %w", err)
@@ -212,45 +223,11 @@ func WriteFile(path string, tensors map[string]Entry, metadata map[string]string
 
 // writeFile implements WriteFile; its errors lack the "safetensors: " prefix.
 func writeFile(path string, tensors map[string]Entry, metadata map[string]string) error {
-	return writeAtomic(path, func(w io.Writer) error {
-		if err := encode(w, tensors, metadata); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
-		}
-		return nil
-	})
-}
-
-// writeAtomic calls write on a temporary file in the same directory as path,
-// syncs it, and renames it over path. On any error the temporary file is
-// removed and path is left untouched. The file gets mode 0644. Errors from
-// write are returned as they are.
-func writeAtomic(path string, write func(io.Writer) error) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	f, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	header, order, err := buildHeader(tensors, metadata)
 	if err != nil {
-		return err
+		return fmt.Errorf("%s: %w", path, err)
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err := write(f); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		return writeEncoded(w, header, order, tensors)
+	})
 }

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/golora/golora/internal/atomicfile"
 )
 
 // IndexSuffix ends the name of a sharded checkpoint's index file: WriteSharded
@@ -463,7 +465,7 @@ func writeSharded(dir, prefix string, tensors map[string]Entry, metadata map[str
 		indexMD[k] = v
 	}
 	indexMD[TotalSizeKey] = json.Number(strconv.FormatInt(total, 10))
-	return writeAtomic(indexPath, func(w io.Writer) error {
+	return atomicfile.Write(indexPath, 0o644, func(w io.Writer) error {
 		enc := json.NewEncoder(w)
 		enc.SetEscapeHTML(false)
 		enc.SetIndent("", "  ")

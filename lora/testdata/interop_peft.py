@@ -18,6 +18,9 @@ peft/refs.json):
                          (y·g).sum() for every adapter tensor (PEFT's names)
   merged.dora.<path>     the weight of each DoRA layer after merge_adapter()
   y.two.mixed            case "two" with adapter_names=MIXED (one per sample)
+  y.twosave.<adapter>    adapters "default" and "second", each with its own
+                         copy of the classifier (modules_to_save), active in
+                         turn; y.twosave.disabled under disable_adapter()
   init.<init>.<key>      after get_peft_model with init_lora_weights=<init>
                          (seed 7): every lora_* tensor and base_layer.weight
   y.weighted.<combo>     add_weighted_adapter(["default", "other"], WEIGHTS,
@@ -130,6 +133,22 @@ def main():
         pm.set_adapter("second")
         refs["y.two.second"] = pm(ids, img)
     pm.save_pretrained(os.path.join(out, "two"), selected_adapters=["default", "second"])
+
+    # Two adapters, each with its own copy of the classifier
+    # (modules_to_save): switching adapters switches heads.
+    pm = get_peft_model(new_net(0), LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"],
+                                               modules_to_save=["classifier"]))
+    pm.add_adapter("second", LoraConfig(r=2, lora_alpha=4, target_modules=["v_proj"], modules_to_save=["classifier"]))
+    randomise(pm, 400)
+    pm.eval()
+    with torch.no_grad():
+        pm.set_adapter("default")
+        refs["y.twosave.default"] = pm(ids, img)
+        pm.set_adapter("second")
+        refs["y.twosave.second"] = pm(ids, img)
+        with pm.disable_adapter():
+            refs["y.twosave.disabled"] = pm(ids, img)
+    pm.save_pretrained(os.path.join(out, "twosave"), selected_adapters=["default", "second"])
 
     # add_weighted_adapter: "linear", "cat" and "svd" of two adapters of
     # rank 4 with a negative weight; the two are saved, the combinations

@@ -74,17 +74,18 @@ def main():
                     pm.base_model.set_adapter(run["active"])
                     y = pm(ids, img)
                 res["outputs"][key] = y.flatten().tolist()
-            # Every LoRA layer changes the output, for the first run's
-            # adapters (all of them for the mixed case).
-            names = spec["adapters"]
-            pm.base_model.set_adapter(names)
-            y = pm(ids, img)
+            # Every LoRA layer changes the output: each adapter active
+            # alone (PEFT allows one active adapter per module to save),
+            # every layer holding it turned off in turn.
             ch = {}
-            for n, m in pm.named_modules():
-                if isinstance(m, LoraLayer):
-                    m._disable_adapters = True
-                    ch[n] = not torch.allclose(pm(ids, img), y, rtol=0, atol=1e-6)
-                    m._disable_adapters = False
+            for a in spec["adapters"]:
+                pm.base_model.set_adapter([a])
+                y = pm(ids, img)
+                for n, m in pm.named_modules():
+                    if isinstance(m, LoraLayer) and (a in m.lora_A or a in m.lora_embedding_A):
+                        m._disable_adapters = True
+                        ch[n] = ch.get(n, False) or not torch.allclose(pm(ids, img), y, rtol=0, atol=1e-6)
+                        m._disable_adapters = False
             res["changed"][case] = ch
     json.dump(res, sys.stdout)
 

@@ -157,6 +157,9 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("bert: Load: %w", err)
 	}
+	if err := checkSize(dir, cfg); err != nil {
+		return nil, fmt.Errorf("bert: Load: %w", err)
+	}
 	m, err := build(cfg, []torch.Option{torch.WithDType(o.DType), torch.WithDevice(o.Device)})
 	if err != nil {
 		return nil, fmt.Errorf("bert: Load: %w", err)
@@ -171,4 +174,27 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 	}
 	module.Eval(m)
 	return m, nil
+}
+
+// checkSize compares the sizes cfg gives with the checkpoint's headers
+// before anything is allocated (hf.CheckSize).
+func checkSize(dir string, cfg Config) error {
+	V, P, T, H, I, L := float64(cfg.VocabSize), float64(cfg.MaxPositionEmbeddings), float64(cfg.TypeVocabSize),
+		float64(cfg.HiddenSize), float64(cfg.IntermediateSize), float64(cfg.NumHiddenLayers)
+	// Weights only: biases and norms are smaller than the weights beside them.
+	n := (V+P+T)*H + L*(4*H*H+2*H*I) + H
+	if cfg.AddPoolingLayer {
+		n += H * H
+	}
+	if cfg.SequenceClassification {
+		n += H * float64(cfg.NumLabels)
+	}
+	spec, prefix := hf.LoadSpec{BasePrefix: "bert"}, ""
+	if cfg.SequenceClassification {
+		spec, prefix = hf.LoadSpec{}, "bert."
+	}
+	return hf.CheckSize(dir, spec, n,
+		hf.Expect{Name: prefix + "embeddings.word_embeddings.weight", Shape: []int64{cfg.VocabSize, cfg.HiddenSize}},
+		hf.Expect{Name: prefix + "embeddings.position_embeddings.weight", Shape: []int64{cfg.MaxPositionEmbeddings, cfg.HiddenSize}},
+		hf.Expect{Name: prefix + "embeddings.token_type_embeddings.weight", Shape: []int64{cfg.TypeVocabSize, cfg.HiddenSize}})
 }

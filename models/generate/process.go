@@ -23,7 +23,10 @@ import (
 // Ids ≥ V are ignored, as transformers clamps them into an extra column
 // that it drops.
 func PenalizeRepetition(scores, ids *torch.Tensor, penalty float64) *torch.Tensor {
-	if err := torch.FirstErr(scores, ids); err != nil {
+	if err := usable("PenalizeRepetition", "scores", scores); err != nil {
+		return torch.Failed(err)
+	}
+	if err := usable("PenalizeRepetition", "ids", ids); err != nil {
 		return torch.Failed(err)
 	}
 	if !(penalty > 0) || math.IsInf(penalty, 0) {
@@ -56,6 +59,9 @@ func ScaleTemperature(scores *torch.Tensor, t float64) *torch.Tensor {
 	if err := scores.Err(); err != nil {
 		return scores
 	}
+	if err := usable("ScaleTemperature", "scores", scores); err != nil {
+		return torch.Failed(err)
+	}
 	if !(t > 0) || math.IsInf(t, 0) {
 		return torch.Failed(fmt.Errorf("generate: temperature %v: want a finite number > 0", t))
 	}
@@ -68,6 +74,9 @@ func ScaleTemperature(scores *torch.Tensor, t float64) *torch.Tensor {
 func FilterTopK(scores *torch.Tensor, k int) *torch.Tensor {
 	if err := scores.Err(); err != nil {
 		return scores
+	}
+	if err := usable("FilterTopK", "scores", scores); err != nil {
+		return torch.Failed(err)
 	}
 	if k < 1 {
 		return torch.Failed(fmt.Errorf("generate: top-k %d: want an integer ≥ 1", k))
@@ -92,6 +101,9 @@ func FilterTopP(scores *torch.Tensor, p float64) *torch.Tensor {
 	if err := scores.Err(); err != nil {
 		return scores
 	}
+	if err := usable("FilterTopP", "scores", scores); err != nil {
+		return torch.Failed(err)
+	}
 	if !(p > 0 && p <= 1) {
 		return torch.Failed(fmt.Errorf("generate: top-p %v: want 0 < p ≤ 1", p))
 	}
@@ -112,6 +124,20 @@ func FilterTopP(scores *torch.Tensor, p float64) *torch.Tensor {
 }
 
 var opClampMax = torch.NewOp("aten::clamp_max", "")
+
+// usable returns t's error, or one naming arg of fn when t is nil or
+// closed.
+func usable(fn, arg string, t *torch.Tensor) error {
+	switch {
+	case t == nil:
+		return fmt.Errorf("generate: %s: %s is nil", fn, arg)
+	case t.Err() != nil:
+		return t.Err()
+	case t.Closed():
+		return fmt.Errorf("generate: %s: %s is closed", fn, arg)
+	}
+	return nil
+}
 
 // scoped runs f on a borrowed handle of x in a scope of its own and
 // returns f's result in x's scope (or unowned when x has none), freeing

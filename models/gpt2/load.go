@@ -130,6 +130,9 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("gpt2: Load: %w", err)
 	}
+	if err := checkSize(dir, cfg); err != nil {
+		return nil, fmt.Errorf("gpt2: Load: %w", err)
+	}
 	m, err := build(cfg, []torch.Option{torch.WithDType(o.DType), torch.WithDevice(o.Device)})
 	if err != nil {
 		return nil, fmt.Errorf("gpt2: Load: %w", err)
@@ -141,4 +144,19 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 	}
 	module.Eval(m)
 	return m, nil
+}
+
+// checkSize compares the sizes cfg gives with the checkpoint's headers
+// before anything is allocated (hf.CheckSize).
+func checkSize(dir string, cfg Config) error {
+	V, P, E, I, L := float64(cfg.VocabSize), float64(cfg.NPositions), float64(cfg.NEmbd), float64(cfg.inner()), float64(cfg.NLayer)
+	// Weights only: biases and norms are smaller than the weights beside them.
+	n := V*E + P*E + L*(4*E*E+2*E*I) + E
+	if !cfg.TieWordEmbeddings {
+		n += V * E
+	}
+	return hf.CheckSize(dir, hf.LoadSpec{BasePrefix: "transformer"}, n,
+		hf.Expect{Name: "transformer.wte.weight", Shape: []int64{cfg.VocabSize, cfg.NEmbd}},
+		hf.Expect{Name: "transformer.wpe.weight", Shape: []int64{cfg.NPositions, cfg.NEmbd}},
+		hf.Expect{Name: "transformer.ln_f.weight", Shape: []int64{cfg.NEmbd}})
 }

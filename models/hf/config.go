@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/golora/golora/internal/jsonfile"
 	"github.com/golora/golora/torch"
 )
 
@@ -29,7 +30,9 @@ type Config struct {
 
 // ReadConfig reads dir/config.json. It is an error when dir is not a
 // directory, has no config.json, holds malformed JSON (not an object), or
-// when the config has no model_type string.
+// when the config has no model_type string. A config.json larger than
+// jsonfile.MaxConfigSize (16 MiB) is refused without being read, with an
+// error naming the file and the limit.
 func ReadConfig(dir string) (*Config, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -39,7 +42,7 @@ func ReadConfig(dir string) (*Config, error) {
 		return nil, fmt.Errorf("hf: checkpoint %s: not a directory", dir)
 	}
 	path := filepath.Join(dir, ConfigFile)
-	data, err := os.ReadFile(path)
+	data, err := jsonfile.Read(path, jsonfile.MaxConfigSize)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("hf: %s is not a Hugging Face checkpoint: it has no %s", dir, ConfigFile)
 	}

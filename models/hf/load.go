@@ -19,7 +19,9 @@ func errorf(format string, args ...any) error { return fmt.Errorf("hf: "+format,
 // CheckpointFile returns the weights file of the checkpoint in dir:
 // model.safetensors, or model.safetensors.index.json for a sharded one.
 // A directory with neither (or with both) is an error that says so; one
-// with only PyTorch pickles (pytorch_model.bin) is refused with a hint.
+// with only PyTorch pickles (pytorch_model.bin, *.pt, *.pth, ...) is
+// refused with an error saying that pickles are never loaded and to
+// convert them to safetensors.
 func CheckpointFile(dir string) (string, error) {
 	st, err := os.Stat(dir)
 	if err != nil {
@@ -39,10 +41,8 @@ func CheckpointFile(dir string) (string, error) {
 	case hasIndex:
 		return index, nil
 	}
-	for _, pt := range []string{"pytorch_model.bin", "pytorch_model.bin.index.json"} {
-		if isFile(filepath.Join(dir, pt)) {
-			return "", errorf("checkpoint %s: only %s: PyTorch pickles are not supported; save it with safe_serialization (safetensors)", dir, pt)
-		}
+	if pickles := safetensors.PickleFiles(dir); len(pickles) > 0 {
+		return "", errorf("checkpoint %w", safetensors.PickleError(dir, safetensors.SingleFileName, pickles))
 	}
 	return "", errorf("%s is not a Hugging Face checkpoint: it has no %s or %s", dir, safetensors.SingleFileName, safetensors.IndexFileName)
 }

@@ -175,6 +175,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// MaxLayers is the largest num_hidden_layers ConfigFrom accepts.
+const MaxLayers = 1 << 16
+
 // ConfigFrom reads a Llama-family config from a parsed config.json, in
 // both styles: transformers ≥ 5's "rope_parameters" object (with
 // rope_theta and rope_type inside), and the older top-level "rope_theta"
@@ -252,6 +255,11 @@ func ConfigFrom(c *hf.Config) (*Config, error) {
 		cfg.EOSTokenIDs = nil // null
 	}
 
+	// The per-layer lists below are made from num_hidden_layers: bound it
+	// first, so that a small config.json cannot claim 10¹² layers.
+	if cfg.NumHiddenLayers > MaxLayers {
+		return nil, fmt.Errorf("llama: config: num_hidden_layers = %d: more than %d", cfg.NumHiddenLayers, MaxLayers)
+	}
 	switch c.ModelType {
 	case "llama":
 		getb("attention_bias", &cfg.QKVBias)

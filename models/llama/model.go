@@ -93,6 +93,9 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	if err := checkSize(dir, cfg); err != nil {
+		return nil, err
+	}
 	// Built on the CPU with uninitialised memory (never touched: the load
 	// replaces every tensor's data), then filled on o.Device.
 	m, err := build(*cfg, hf.Options{DType: o.DType, Device: torch.CPU}, false)
@@ -109,6 +112,24 @@ func Load(dir string, opts ...hf.Option) (*Model, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// checkSize compares the sizes cfg gives with the checkpoint's headers
+// before anything is allocated (hf.CheckSize).
+func checkSize(dir string, cfg *Config) error {
+	V, H, I, L := float64(cfg.VocabSize), float64(cfg.HiddenSize), float64(cfg.IntermediateSize), float64(cfg.NumHiddenLayers)
+	HD, KD := float64(cfg.NumAttentionHeads)*float64(cfg.headDim()), float64(cfg.kvHeads())*float64(cfg.headDim())
+	// Weights only: biases and norms are smaller than the weights beside them.
+	n := V*H + L*(2*H*HD+2*H*KD+3*H*I) + H
+	expect := []hf.Expect{{Name: "model.embed_tokens.weight", Shape: []int64{cfg.VocabSize, cfg.HiddenSize}}}
+	if !cfg.TieWordEmbeddings {
+		n += V * H
+		expect = append(expect, hf.Expect{Name: "lm_head.weight", Shape: []int64{cfg.VocabSize, cfg.HiddenSize}})
+	}
+	expect = append(expect,
+		hf.Expect{Name: "model.layers.0.mlp.gate_proj.weight", Shape: []int64{cfg.IntermediateSize, cfg.HiddenSize}},
+		hf.Expect{Name: "model.norm.weight", Shape: []int64{cfg.HiddenSize}})
+	return hf.CheckSize(dir, hf.LoadSpec{BasePrefix: "model"}, n, expect...)
 }
 
 // New builds a model from cfg with random weights drawn like transformers'

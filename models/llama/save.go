@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/golora/golora/internal/atomicfile"
 	"github.com/golora/golora/models/hf"
 	"github.com/golora/golora/module"
 	"github.com/golora/golora/torch"
@@ -109,6 +110,12 @@ func (c Config) ConfigJSON(dtype torch.DType) ([]byte, error) {
 // Load and transformers' from_pretrained read. Adapters that lora.Apply
 // installed are saved too, under their own names: merge them first for a
 // plain checkpoint.
+//
+// Each file is written atomically (internal/atomicfile), model.safetensors
+// first and config.json last: a failed or interrupted Save leaves each
+// file either as it was or whole and new; a crash between the two leaves
+// the new weights beside the previous config.json (or none, in a new
+// directory), which Load refuses when the shapes disagree.
 func (m *Model) Save(dir string) error {
 	cfg, err := m.Cfg.ConfigJSON(m.DType())
 	if err != nil {
@@ -120,7 +127,7 @@ func (m *Model) Save(dir string) error {
 	if err := module.Save(m, filepath.Join(dir, "model.safetensors"), map[string]string{"format": "pt"}); err != nil {
 		return fmt.Errorf("llama: Save: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, hf.ConfigFile), cfg, 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, hf.ConfigFile), cfg, 0o644); err != nil {
 		return fmt.Errorf("llama: Save: %w", err)
 	}
 	return nil
