@@ -135,8 +135,8 @@ func New(cfg Config) (*Trainer, error) {
 		return nil, fmt.Errorf("train: Config.Steps is %d, want ≥ 1", cfg.Steps)
 	case cfg.GradAccum < 0:
 		return nil, fmt.Errorf("train: Config.GradAccum is %d, want ≥ 1", cfg.GradAccum)
-	case cfg.GradClip < 0 || math.IsNaN(cfg.GradClip):
-		return nil, fmt.Errorf("train: Config.GradClip is %v, want ≥ 0", cfg.GradClip)
+	case cfg.GradClip < 0 || math.IsNaN(cfg.GradClip) || math.IsInf(cfg.GradClip, 1):
+		return nil, fmt.Errorf("train: Config.GradClip is %v, want a finite value ≥ 0 (0: no clipping)", cfg.GradClip)
 	case cfg.EvalEvery < 0 || cfg.SaveEvery < 0:
 		return nil, fmt.Errorf("train: EvalEvery %d, SaveEvery %d: want ≥ 0", cfg.EvalEvery, cfg.SaveEvery)
 	}
