@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"log/slog"
 	"sort"
 	"strings"
 	"unicode/utf8"
@@ -94,6 +95,13 @@ func newAddedVocab(tokens []addedToken, m model, norm normalizer) *addedVocab {
 		} else {
 			id = nextID
 			nextID++
+		}
+		if t.ID != id {
+			// As tokenizers: the id is the vocabulary's, or the next after
+			// it, whatever the file says; a disagreement is worth a warning
+			// (such a token may shadow a vocabulary token in decoding).
+			slog.Warn("tokenizer: added token was given another id than tokenizer.json's, as tokenizers does",
+				"token", t.Content, "file_id", t.ID, "id", id)
 		}
 		t.ID = id
 		normalized := !t.Special
