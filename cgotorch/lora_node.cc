@@ -105,7 +105,7 @@ at::Tensor lora_linear_node(const at::Tensor &X, const at::Tensor &W,
   at::Tensor y, xa;
   {
     at::NoGradGuard no_grad;
-    y = torch::nn::functional::linear(X, W, b);
+    y = at::linear(X, W, b);  // F.linear's rounding (addmm for 2-D and contiguous 3-D)
     xa = X.matmul(A.t());
     y = y.add(xa.matmul(B.t()).mul(s));
   }

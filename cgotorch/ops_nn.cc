@@ -28,7 +28,11 @@ at::Tensor linear(const at::Tensor &x, const at::Tensor &w,
         "linear: input last dim is " + std::to_string(x.size(-1)) +
         " but weight expects in_features=" + std::to_string(w.size(1)) +
         " (weight shape " + c10::str(w.sizes()) + ")");
-  return torch::nn::functional::linear(x, w, b);
+  // at::linear is Python's F.linear: it fuses the bias into addmm for a
+  // 2-D input and for a contiguous 3-D one (viewed as 2-D), where the C++
+  // frontend's functional::linear multiplies first and adds the bias
+  // after, which rounds differently (up to 2e-6 per projection in BERT).
+  return at::linear(x, w, b);
 }
 
 void check_indices(const at::Tensor &idx, int64_t rows) {

