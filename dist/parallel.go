@@ -50,9 +50,16 @@ func NewDataParallel(g *Group, params []*torch.Tensor) (*DataParallel, error) {
 // one all-reduce for LoRA-sized gradients (they travel flattened in
 // buckets of 25 MiB). Every parameter must have a gradient on every rank;
 // one without is an error naming it.
-func (d *DataParallel) SyncGrads() error {
+func (d *DataParallel) SyncGrads() error { return d.SyncGradsWith() }
+
+// SyncGradsWith is SyncGrads with extra tensors averaged in the same
+// all-reduce: per-step figures such as the loss, or a flag that a rank
+// stops, at no extra collective when they have the gradients' dtype and
+// device (they then share its bucket). Every rank must pass extra tensors
+// of the same shapes, dtypes and order; they must be contiguous.
+func (d *DataParallel) SyncGradsWith(extra ...*torch.Tensor) error {
 	start := time.Now()
-	grads := make([]*torch.Tensor, 0, len(d.params))
+	grads := make([]*torch.Tensor, 0, len(d.params)+len(extra))
 	defer func() {
 		torch.CloseAll(grads...)
 	}()
@@ -68,7 +75,15 @@ func (d *DataParallel) SyncGrads() error {
 		grads = append(grads, g)
 		n += g.Numel() * int64(g.DType().ElemSize())
 	}
-	if err := d.g.AllReduce(grads, true); err != nil {
+	for i, t := range extra {
+		if t == nil {
+			return fmt.Errorf("dist: SyncGradsWith: extra tensor %d is nil", i)
+		}
+		if err := t.Err(); err != nil {
+			return fmt.Errorf("dist: SyncGradsWith: extra tensor %d: %w", i, err)
+		}
+	}
+	if err := d.g.AllReduce(append(grads, extra...), true); err != nil {
 		return fmt.Errorf("dist: SyncGrads: %w", err)
 	}
 	d.LastBytes, d.LastSync = n, time.Since(start)

@@ -265,17 +265,22 @@ func Pad(examples []Example, seq int, pad int64) ([]Row, error) {
 
 // Loader serves a data set's rows in batches, reshuffled every epoch by a
 // seeded generator, and knows where it is, so that a resumed run reads
-// the same batches as one that never stopped.
+// the same batches as one that never stopped. A sharded loader
+// (NewShardedLoader) serves one rank's share of each epoch in a
+// data-parallel run.
 type Loader struct {
-	rows  []Row
-	batch int
-	seed  uint64
-	pos   DataPosition
-	perm  []int
+	rows        []Row
+	batch       int
+	seed        uint64
+	rank, world int
+	pos         DataPosition
+	perm        []int // this epoch's order of this rank's rows
 }
 
 // DataPosition is where a Loader is: the epoch and the index of the next
-// row in that epoch's order. It goes in a checkpoint's Position.Data.
+// row in that epoch's order (of this rank's share, for a sharded loader:
+// the same on every rank of a data-parallel run). It goes in a
+// checkpoint's Position.Data.
 type DataPosition struct {
 	Epoch int64 `json:"epoch"`
 	Index int   `json:"index"`
@@ -286,13 +291,33 @@ type DataPosition struct {
 // number; the last batch of an epoch may be smaller. A loader with no
 // rows, or a batch < 1, is an error.
 func NewLoader(rows []Row, batch int, seed uint64) (*Loader, error) {
+	return NewShardedLoader(rows, batch, seed, 0, 1)
+}
+
+// NewShardedLoader returns the loader of rank (0 to world-1) of a
+// data-parallel run of world processes, with the semantics of PyTorch's
+// DistributedSampler (shuffle=True, drop_last=False): each epoch's order
+// is NewLoader's (the same permutation of the rows, drawn from seed and
+// the epoch), padded by repeating its start to a multiple of world rows,
+// and rank takes every world-th row of it from its rank-th, so that every
+// rank serves ceil(len(rows)/world) rows an epoch. Each rank's batches
+// are batch rows (the per-rank batch; the global batch is batch×world):
+// together, the ranks' batches at step i are the rows that
+// NewLoader(rows, batch×world, seed) serves at step i, but for an
+// epoch's end when len(rows) is not a multiple of world (the padding
+// repeats rows) or of batch×world (the last batches are then split
+// unevenly). world 1 is NewLoader.
+func NewShardedLoader(rows []Row, batch int, seed uint64, rank, world int) (*Loader, error) {
 	if len(rows) == 0 {
 		return nil, errors.New("train: NewLoader: no rows")
 	}
 	if batch < 1 {
 		return nil, fmt.Errorf("train: NewLoader: batch %d, want ≥ 1", batch)
 	}
-	l := &Loader{rows: rows, batch: batch, seed: seed}
+	if world < 1 || rank < 0 || rank >= world {
+		return nil, fmt.Errorf("train: NewShardedLoader: rank %d out of range for world size %d", rank, world)
+	}
+	l := &Loader{rows: rows, batch: batch, seed: seed, rank: rank, world: world}
 	l.shuffle()
 	return l, nil
 }
@@ -300,21 +325,34 @@ func NewLoader(rows []Row, batch int, seed uint64) (*Loader, error) {
 func (l *Loader) shuffle() {
 	rng := rand.New(rand.NewPCG(l.seed, uint64(l.pos.Epoch)))
 	l.perm = rng.Perm(len(l.rows))
+	if l.world == 1 {
+		return
+	}
+	n := l.EpochLen()
+	shard := make([]int, 0, n)
+	for i := l.rank; len(shard) < n; i += l.world {
+		shard = append(shard, l.perm[i%len(l.perm)])
+	}
+	l.perm = shard
 }
 
 // Len is the number of rows.
 func (l *Loader) Len() int { return len(l.rows) }
 
+// EpochLen is the number of rows this loader serves an epoch: Len, or
+// ceil(Len/world) for a rank of a sharded loader.
+func (l *Loader) EpochLen() int { return (len(l.rows) + l.world - 1) / l.world }
+
 // BatchesPerEpoch is the number of batches an epoch has.
-func (l *Loader) BatchesPerEpoch() int { return (len(l.rows) + l.batch - 1) / l.batch }
+func (l *Loader) BatchesPerEpoch() int { return (l.EpochLen() + l.batch - 1) / l.batch }
 
 // Position returns where the loader is.
 func (l *Loader) Position() DataPosition { return l.pos }
 
 // SetPosition moves the loader to p (from a checkpoint).
 func (l *Loader) SetPosition(p DataPosition) error {
-	if p.Epoch < 0 || p.Index < 0 || p.Index > len(l.rows) {
-		return fmt.Errorf("train: data position %+v outside a data set of %d rows", p, len(l.rows))
+	if p.Epoch < 0 || p.Index < 0 || p.Index > l.EpochLen() {
+		return fmt.Errorf("train: data position %+v outside a data set of %d rows", p, l.EpochLen())
 	}
 	l.pos = p
 	l.shuffle()
@@ -324,12 +362,12 @@ func (l *Loader) SetPosition(p DataPosition) error {
 // Next returns the next batch's rows, moving to a new epoch (and a new
 // order) when the current one is done.
 func (l *Loader) Next() []Row {
-	if l.pos.Index >= len(l.rows) {
+	if l.pos.Index >= len(l.perm) {
 		l.pos.Epoch++
 		l.pos.Index = 0
 		l.shuffle()
 	}
-	end := min(l.pos.Index+l.batch, len(l.rows))
+	end := min(l.pos.Index+l.batch, len(l.perm))
 	out := make([]Row, 0, end-l.pos.Index)
 	for _, i := range l.perm[l.pos.Index:end] {
 		out = append(out, l.rows[i])

@@ -77,6 +77,39 @@ type Config struct {
 	// OnSave, when set, is called after each checkpoint is written, with
 	// its step: to save the caller's own records beside it.
 	OnSave func(step int64) error
+
+	// Sync, when set, makes the run one rank of a data-parallel job (Data
+	// then serves this rank's shard: NewShardedLoader). It is called on
+	// every rank once per step, after the step's backward passes (all its
+	// micro-batches) and before gradient clipping and the optimizer step,
+	// and must average the trainable parameters' gradients over the ranks
+	// in place (the dist package's DataParallel does; train does not
+	// depend on it). It gets this rank's figures of the step and returns
+	// the job's: the loss averaged over the ranks, the labelled tokens
+	// summed, and Stop when any rank was interrupted. Every rank then
+	// stops after the same step: with Sync set, a cancelled context is
+	// acted on after the step under way (saving a checkpoint and
+	// returning ErrInterrupted on every rank), not before it.
+	Sync func(SyncStats) (SyncStats, error)
+	// SaveState, when set, is called at every checkpoint of Run and by
+	// Save, on every rank of a data-parallel run, even where Checkpoint is
+	// empty (a rank that does not write: the hook may run collectives);
+	// the JSON it returns is saved in the checkpoint, and Resume hands it
+	// to LoadState. For state of the caller's own, such as every rank's
+	// generator state.
+	SaveState func() (json.RawMessage, error)
+	// LoadState, when set, is called by Resume once the checkpoint is
+	// loaded, with the JSON that SaveState saved in it (nil for none); an
+	// error fails the resume.
+	LoadState func(json.RawMessage) error
+}
+
+// SyncStats are the figures of a step that the ranks of a data-parallel
+// run agree on (Config.Sync).
+type SyncStats struct {
+	Loss   float64 // the step's training loss: this rank's; Sync returns the mean over the ranks
+	Tokens int64   // labelled tokens: this rank's; Sync returns the sum
+	Stop   bool    // this rank was interrupted; Sync returns whether any rank was
 }
 
 // StepMetrics are one optimizer step's figures.
@@ -117,7 +150,8 @@ type Trainer struct {
 // checkpointData is what a checkpoint's Position.Data holds.
 type checkpointData struct {
 	DataPosition
-	RunID string `json:"run_id,omitempty"`
+	RunID string          `json:"run_id,omitempty"`
+	State json.RawMessage `json:"state,omitempty"` // Config.SaveState's
 }
 
 // New checks cfg and returns a Trainer at step 0.
@@ -195,11 +229,16 @@ func (t *Trainer) Resume(path string) error {
 		return err
 	}
 	t.step = pos.Step
+	if t.cfg.LoadState != nil {
+		if err := t.cfg.LoadState(cd.State); err != nil {
+			return fmt.Errorf("train: Resume %s: %w", path, err)
+		}
+	}
 	return nil
 }
 
 // Save writes a checkpoint of the current step to path (Config.Checkpoint
-// when empty), atomically.
+// when empty), atomically, with Config.SaveState's JSON when it is set.
 func (t *Trainer) Save(path string) error {
 	if path == "" {
 		path = t.cfg.Checkpoint
@@ -207,7 +246,28 @@ func (t *Trainer) Save(path string) error {
 	if path == "" {
 		return errors.New("train: Save: no checkpoint path")
 	}
-	b, err := json.Marshal(checkpointData{DataPosition: t.cfg.Data.Position(), RunID: t.cfg.RunID})
+	extra, err := t.saveState()
+	if err != nil {
+		return err
+	}
+	return t.write(path, extra)
+}
+
+// saveState runs Config.SaveState, if set.
+func (t *Trainer) saveState() (json.RawMessage, error) {
+	if t.cfg.SaveState == nil {
+		return nil, nil
+	}
+	b, err := t.cfg.SaveState()
+	if err != nil {
+		return nil, fmt.Errorf("train: saving the checkpoint: %w", err)
+	}
+	return b, nil
+}
+
+// write writes the checkpoint to path, with extra as its caller's state.
+func (t *Trainer) write(path string, extra json.RawMessage) error {
+	b, err := json.Marshal(checkpointData{DataPosition: t.cfg.Data.Position(), RunID: t.cfg.RunID, State: extra})
 	if err != nil {
 		return err
 	}
@@ -240,10 +300,12 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 		return res, err
 	}
 	save := func() error {
-		if cfg.Checkpoint == "" {
-			return nil
+		// SaveState first, on every rank (it may be a collective).
+		extra, err := t.saveState()
+		if err != nil || cfg.Checkpoint == "" {
+			return err
 		}
-		if err := t.Save(""); err != nil {
+		if err := t.write(cfg.Checkpoint, extra); err != nil {
 			return err
 		}
 		if cfg.OnSave != nil {
@@ -267,16 +329,17 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 		}
 		return nil
 	}
-	for t.step < cfg.Steps {
-		select {
-		case <-ctx.Done():
-			if err := save(); err != nil {
-				return finish(fmt.Errorf("%w at step %d; saving the checkpoint failed: %v", ErrInterrupted, t.step, err))
-			}
-			return finish(fmt.Errorf("%w at step %d", ErrInterrupted, t.step))
-		default:
+	interrupted := func() (Result, error) {
+		if err := save(); err != nil {
+			return finish(fmt.Errorf("%w at step %d; saving the checkpoint failed: %v", ErrInterrupted, t.step, err))
 		}
-		m, err := t.trainStep()
+		return finish(fmt.Errorf("%w at step %d", ErrInterrupted, t.step))
+	}
+	for t.step < cfg.Steps {
+		if cfg.Sync == nil && ctx.Err() != nil {
+			return interrupted()
+		}
+		m, stop, err := t.runStep(ctx)
 		if err != nil {
 			return finish(fmt.Errorf("train: step %d: %w", t.step+1, err))
 		}
@@ -291,6 +354,9 @@ func (t *Trainer) Run(ctx context.Context) (Result, error) {
 			if err := evaluate(); err != nil {
 				return finish(err)
 			}
+		}
+		if stop && t.step < cfg.Steps { // every rank agreed to stop after this step
+			return interrupted()
 		}
 		if cfg.SaveEvery > 0 && t.step%cfg.SaveEvery == 0 && t.step < cfg.Steps {
 			if err := save(); err != nil {
@@ -372,7 +438,15 @@ func labelled(rows []Row) int64 {
 	return n
 }
 
+// trainStep runs one step.
 func (t *Trainer) trainStep() (StepMetrics, error) {
+	m, _, err := t.runStep(context.Background())
+	return m, err
+}
+
+// runStep runs one step; with Config.Sync, it also reports whether every
+// rank is to stop after it (ctx cancelled on some rank).
+func (t *Trainer) runStep(ctx context.Context) (StepMetrics, bool, error) {
 	cfg := &t.cfg
 	begin := time.Now()
 	m := StepMetrics{Step: t.step + 1, Steps: cfg.Steps, LR: cfg.Optimizer.LR(), GradNorm: math.NaN()}
@@ -404,22 +478,31 @@ func (t *Trainer) trainStep() (StepMetrics, error) {
 		}()
 		if err != nil {
 			_ = cfg.Optimizer.ZeroGrad()
-			return m, err
+			return m, false, err
 		}
+	}
+	stop := false
+	if cfg.Sync != nil {
+		st, err := cfg.Sync(SyncStats{Loss: m.Loss, Tokens: m.Tokens, Stop: ctx.Err() != nil})
+		if err != nil {
+			_ = cfg.Optimizer.ZeroGrad()
+			return m, false, err
+		}
+		m.Loss, m.Tokens, stop = st.Loss, st.Tokens, st.Stop
 	}
 	if cfg.GradClip > 0 {
 		norm, err := optim.ClipGradNorm(cfg.Optimizer.Params(), cfg.GradClip, 2)
 		if err != nil {
 			_ = cfg.Optimizer.ZeroGrad()
-			return m, err
+			return m, false, err
 		}
 		m.GradNorm = norm
 	}
 	if err := cfg.Optimizer.Step(); err != nil {
-		return m, err
+		return m, false, err
 	}
 	if err := cfg.Optimizer.ZeroGrad(); err != nil {
-		return m, err
+		return m, false, err
 	}
 	if cfg.Scheduler != nil {
 		cfg.Scheduler.Step()
@@ -429,8 +512,8 @@ func (t *Trainer) trainStep() (StepMetrics, error) {
 		m.TokPerS = float64(positions) / m.Seconds
 	}
 	p := cfg.Data.Position()
-	m.Epoch = float64(p.Epoch) + float64(p.Index)/float64(cfg.Data.Len())
-	return m, nil
+	m.Epoch = float64(p.Epoch) + float64(p.Index)/float64(cfg.Data.EpochLen())
+	return m, stop, nil
 }
 
 // Evaluate returns the mean loss per labelled token over Config.Eval and

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // options are the command line's settings.
@@ -34,6 +35,7 @@ type options struct {
 
 	device, dtype string
 	gradCkpt      bool
+	distTimeout   time.Duration
 
 	out                  string
 	evalEvery, saveEvery int
@@ -78,6 +80,12 @@ Exit status: 0 on success, 1 on an error (one line on stderr, nothing left
 behind in --out), 2 on bad flag syntax, 130 when interrupted (Ctrl-C or
 SIGTERM: a checkpoint is saved first; --resume continues it).
 
+Data-parallel: torchrun --nproc-per-node=N --no-python ./train [flags] (or
+RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT set by hand in each process) runs
+N processes, each on its shard of the data with --batch rows (the global
+batch is --batch × N), averaging the gradients every step; only rank 0
+writes. See cmd/train/README.md.
+
 Flags:
 `
 
@@ -117,6 +125,7 @@ func parseFlags(args []string, w io.Writer) (*options, error) {
 	fs.StringVar(&o.device, "device", "auto", "device: auto (cuda:0 when there is a GPU, else cpu), cpu, cuda or cuda:i")
 	fs.StringVar(&o.dtype, "dtype", "float32", "compute dtype: float32, bfloat16 or float16 (mixed precision: the frozen base is kept in it and the forward pass runs under autocast; adapters and optimizer state stay float32; float16 needs CUDA)")
 	fs.BoolVar(&o.gradCkpt, "gradient-checkpointing", false, "recompute each block's activations in the backward pass (less memory, more time)")
+	fs.DurationVar(&o.distTimeout, "dist-timeout", 5*time.Minute, "data-parallel runs (under torchrun, or WORLD_SIZE set): bound on the rendezvous and on every collective; a rank that dies makes the others fail after at most this")
 
 	fs.StringVar(&o.out, "out", defaultOut, "output `DIR`: the adapter (adapter_config.json, adapter_model.safetensors), loss.png, checkpoint.safetensors, run.json; with --full the fine-tuned model")
 	fs.IntVar(&o.evalEvery, "eval-every", 50, "evaluate every N steps (and at the end; 0: only at the start and the end)")
@@ -175,6 +184,8 @@ func (o *options) check() error {
 		return fmt.Errorf("--eval-every %d: want ≥ 0", o.evalEvery)
 	case o.saveEvery < 0:
 		return fmt.Errorf("--save-every %d: want ≥ 0", o.saveEvery)
+	case o.distTimeout <= 0:
+		return fmt.Errorf("--dist-timeout %v: want a positive duration", o.distTimeout)
 	case o.samples < 0 || o.maxNewTokens < 1:
 		return fmt.Errorf("--samples %d, --max-new-tokens %d: want ≥ 0 and ≥ 1", o.samples, o.maxNewTokens)
 	case o.out == "":

@@ -113,11 +113,27 @@ type job struct {
 	targets  []string
 	steps    int64
 	runID    string
+	dist     *distJob // nil: a single process
 }
 
 func train1(ctx context.Context, o *options, stdout, stderr io.Writer) (err error) {
 	j := &job{o: o, stdout: stdout}
-	j.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	level := slog.LevelInfo
+	if j.dist, err = joinJob(o); err != nil {
+		return err
+	}
+	if d := j.dist; d != nil {
+		defer d.g.Destroy()
+		defer func() {
+			if err != nil {
+				err = fmt.Errorf("rank %d of %d: %w", d.rank(), d.world(), err)
+			}
+		}()
+		if !d.main() { // only rank 0 prints and writes
+			j.stdout, level = io.Discard, slog.LevelWarn
+		}
+	}
+	j.log = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	torch.SetWarningLogger(j.log)
 	if err := j.resolveDevice(); err != nil {
 		return err
@@ -132,6 +148,11 @@ func train1(ctx context.Context, o *options, stdout, stderr io.Writer) (err erro
 	if err := j.adapt(); err != nil {
 		return err
 	}
+	if j.dist != nil {
+		if err := j.dist.start(j.model.root, j.dev, o.seed); err != nil {
+			return err
+		}
+	}
 	return j.train(ctx)
 }
 
@@ -139,9 +160,12 @@ func train1(ctx context.Context, o *options, stdout, stderr io.Writer) (err erro
 // none and float16 on the CPU.
 func (j *job) resolveDevice() error {
 	d, _ := parseDevice(j.o.device)
+	if j.dist != nil && (d.auto || j.o.device == "cuda") {
+		d.index = j.dist.g.LocalRank() // a data-parallel rank: its own GPU
+	}
 	switch {
 	case d.auto && torch.CUDAIsAvailable():
-		j.dev = torch.CUDA(0)
+		j.dev = torch.CUDA(d.index)
 	case d.auto:
 		j.dev = torch.CPU
 	case d.cuda:
@@ -464,6 +488,9 @@ func (j *job) fingerprint() string {
 		"grad_accum": o.gradAccum, "seq": o.seq, "grad_clip": o.gradClip, "seed": o.seed, "pack": o.pack,
 		"eval_split": o.evalSplit, "dtype": o.dtype, "full": o.full, "gradient_checkpointing": o.gradCkpt,
 	}
+	if w := j.dist.world(); w > 1 { // the global batch and the shards: another run
+		v["world"] = w
+	}
 	b, _ := json.Marshal(v)
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:8])
@@ -513,6 +540,9 @@ func (j *job) checkOut() (exists bool, err error) {
 			RunID string `json:"run_id"`
 		}
 		_ = json.Unmarshal(pos.Data, &d)
+		if w := checkpointWorld(pos.Data); w != j.dist.world() {
+			return true, fmt.Errorf("--resume %s: %v", o.out, worldMismatch(w, j.dist.world()))
+		}
 		if d.RunID != j.runID {
 			return true, fmt.Errorf("--resume: the checkpoint in %s is of another run (another base, data or settings; its run id %s, this one %s)", o.out, d.RunID, j.runID)
 		}
@@ -587,7 +617,7 @@ func (j *job) train(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--eval-data %s: %v", j.evalName, err)
 	}
-	loader, err := train.NewLoader(rows, o.batch, o.seed)
+	loader, err := train.NewShardedLoader(rows, o.batch, o.seed, j.dist.rank(), j.dist.world())
 	if err != nil {
 		return err
 	}
@@ -648,10 +678,20 @@ func (j *job) train(ctx context.Context) (err error) {
 		EvalEvery: int64(o.evalEvery), SaveEvery: int64(o.saveEvery),
 		Checkpoint: filepath.Join(o.out, ckptFile), RunID: j.runID,
 	}
+	isMain := j.dist.main()
+	if d := j.dist; d != nil {
+		tcfg.Sync, tcfg.SaveState, tcfg.LoadState = d.sync, d.saveState, d.loadState
+		if !isMain {
+			tcfg.Checkpoint = "" // rank 0 writes it
+		}
+	}
 	var prog *progress
 	tcfg.OnStep = func(sm train.StepMetrics) error {
+		sm.TokPerS *= float64(j.dist.world()) // every rank's (each runs as fast)
 		hist.Steps = append(hist.Steps, sm)
-		prog.step(sm)
+		if prog != nil { // nil on ranks other than 0
+			prog.step(sm)
+		}
 		if logJSON != nil {
 			b, _ := json.Marshal(map[string]any{"type": "step", "step": sm.Step, "epoch": sm.Epoch, "loss": sm.Loss, "lr": sm.LR,
 				"grad_norm": finiteOrNil(sm.GradNorm), "tokens": sm.Tokens, "tok_per_s": sm.TokPerS, "seconds": sm.Seconds})
@@ -663,7 +703,9 @@ func (j *job) train(ctx context.Context) (err error) {
 	}
 	tcfg.OnEval = func(em train.EvalMetrics) error {
 		hist.Evals = append(hist.Evals, em)
-		prog.eval(em)
+		if prog != nil { // nil on ranks other than 0
+			prog.eval(em)
+		}
 		if logJSON != nil {
 			b, _ := json.Marshal(map[string]any{"type": "eval", "step": em.Step, "eval_loss": em.Loss, "eval_perplexity": em.Perplexity, "eval_tokens": em.Tokens})
 			if _, err := logJSON.Write(append(b, '\n')); err != nil {
@@ -686,9 +728,12 @@ func (j *job) train(ctx context.Context) (err error) {
 		return err
 	}
 	if o.resume {
-		if err := tr.Resume(""); err != nil {
+		// Every rank reads the checkpoint (on a file system they share).
+		if err := tr.Resume(filepath.Join(o.out, ckptFile)); err != nil {
 			return fmt.Errorf("--resume: %v", strings.TrimPrefix(err.Error(), "train: "))
 		}
+	}
+	if o.resume && isMain {
 		b, err := jsonfile.Read(filepath.Join(o.out, historyFile), jsonfile.MaxHistorySize)
 		if errors.Is(err, jsonfile.ErrTooLarge) {
 			return fmt.Errorf("--resume: %v", err)
@@ -715,6 +760,10 @@ func (j *job) train(ctx context.Context) (err error) {
 	fmt.Fprintf(j.stdout, "params    trainable %s of %s (%.2f%%)\n", commas(trainable), commas(total), 100*float64(trainable)/float64(total))
 	fmt.Fprintf(j.stdout, "run       %d steps × %d rows × %d accum, lr %g %s (warmup %d), %s %s\n",
 		j.steps, o.batch, o.gradAccum, o.lr, o.schedule, o.warmup, j.dev, o.dtype)
+	if w := j.dist.world(); w > 1 {
+		fmt.Fprintf(j.stdout, "parallel  %d processes (data-parallel, %s): global batch %d × %d = %d rows a micro-batch, each rank %d rows of the data an epoch\n",
+			w, j.dist.backend, o.batch, w, o.batch*w, loader.EpochLen())
+	}
 
 	// Before: samples and the validation loss of the base (or of the
 	// checkpoint when resuming).
@@ -722,14 +771,27 @@ func (j *job) train(ctx context.Context) (err error) {
 	if o.resume {
 		label = fmt.Sprintf("step %d", tr.Step())
 	}
-	if err := j.samples("before (" + label + ")"); err != nil {
-		return err
+	if isMain {
+		if err := j.samples("before (" + label + ")"); err != nil {
+			return err
+		}
 	}
-	before, err := tr.Evaluate()
+	before, err := tr.Evaluate() // on every rank: the same weights, the same figures
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(j.stdout, "validation loss before training (%s): %.4f (perplexity %.2f)\n", label, before.Loss, before.Perplexity)
+
+	if d := j.dist; d != nil {
+		// Rank 0 writes only once every rank has checked --out and read
+		// the checkpoint.
+		if err := d.barrier("waiting for every rank to be ready"); err != nil {
+			return err
+		}
+		if !isMain {
+			return j.trainRank(ctx, tr)
+		}
+	}
 
 	// Now the run writes.
 	created := !existed
@@ -776,6 +838,11 @@ func (j *job) train(ctx context.Context) (err error) {
 	res, err := tr.Run(ctx)
 	prog.finish()
 	if errors.Is(err, train.ErrInterrupted) {
+		if d := j.dist; d != nil { // the others wait until the checkpoint is written
+			if berr := d.barrier("after the interruption"); berr != nil {
+				return fmt.Errorf("%w; %v", err, berr)
+			}
+		}
 		return fmt.Errorf("%w; checkpoint saved in %s: run the same command with --resume to continue", err, filepath.Join(o.out, ckptFile))
 	}
 	if err != nil {
@@ -832,7 +899,26 @@ func (j *job) train(ctx context.Context) (err error) {
 		fmt.Fprintf(j.stdout, "wrote     %s: the base with the adapter merged in (Hugging Face checkpoint)\n", dir)
 	}
 	success = true
+	if d := j.dist; d != nil { // the others wait until the outputs are written
+		return d.barrier("finishing")
+	}
 	return nil
+}
+
+// trainRank is the run of a data-parallel rank other than 0: it trains
+// in step with the others and writes nothing.
+func (j *job) trainRank(ctx context.Context, tr *train.Trainer) error {
+	_, err := tr.Run(ctx)
+	if err != nil && !errors.Is(err, train.ErrInterrupted) {
+		return err
+	}
+	if berr := j.dist.barrier("waiting for rank 0 to write its outputs"); berr != nil {
+		if err != nil {
+			return fmt.Errorf("%w; %v", err, berr)
+		}
+		return berr
+	}
+	return err
 }
 
 func finiteOrNil(v float64) any {
