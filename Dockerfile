@@ -1,8 +1,16 @@
 # golora with the official CUDA build of libtorch.
 #
-#   make refs                                         # on the host: the reference files (not tracked)
-#   docker build -t golora-cuda .                     # copies them in with the tree
-#   docker run --rm --gpus all golora-cuda            # go test ./... on the GPU
+#   docker build -t golora-cuda .
+#   docker run --rm --gpus all golora-cuda                         # the default LoRA fine-tune (cmd/train) on the GPU
+#   docker run --rm --gpus all golora-cuda golora-train --help     # its flags, for real data
+#   make refs && docker build -t golora-cuda .                     # with the PyTorch references (made on the host), then:
+#   docker run --rm --gpus all -e GOLORA_TEST_DEVICE=cuda -w /src/golora golora-cuda go test -count=1 ./...
+#
+# Every RUN step calls a script of the repository, and the tests run each
+# of those scripts here, without Docker (scripts/scripts_test.go:
+# install_go.sh and install_libtorch.sh with --dry-run for every CUDA
+# variant, build_programs.sh for real, and the built golora-train run from
+# another directory, as the image runs it).
 #
 # The CUDA variant of libtorch (LIBTORCH_CUDA) matches the CUDA of the base
 # image; the zip bundles its own CUDA runtime, cuBLAS and cuDNN, so the host
@@ -16,20 +24,16 @@ ARG LIBTORCH_VERSION=2.8.0
 ARG LIBTORCH_CUDA=cu126
 
 ENV DEBIAN_FRONTEND=noninteractive
-RUN apt-get update -q \
- && apt-get install -y -q --no-install-recommends \
-      build-essential binutils ca-certificates curl git unzip \
- && rm -rf /var/lib/apt/lists/*
-
-RUN curl -fsSL "https://go.dev/dl/go${GO_VERSION}.linux-amd64.tar.gz" \
-      | tar -C /usr/local -xz
+COPY scripts/install_go.sh /tmp/install_go.sh
+RUN /tmp/install_go.sh --version=${GO_VERSION}
 ENV PATH=/usr/local/go/bin:/root/go/bin:${PATH}
 
 WORKDIR /src/golora
 
 # Module downloads first, so that they are cached across source changes.
 COPY go.mod go.sum ./
-RUN go mod download
+COPY scripts/build_programs.sh scripts/build_programs.sh
+RUN scripts/build_programs.sh --deps
 
 # libtorch (~2.5 GB unpacked) in its own layer: it only depends on the script.
 COPY scripts/install_libtorch.sh scripts/install_libtorch.sh
@@ -40,12 +44,12 @@ RUN scripts/install_libtorch.sh --cuda=${LIBTORCH_CUDA} --version=${LIBTORCH_VER
 COPY . .
 # Rebuilds libcgotorch.so only if cgotorch/ changed (a stale cgotorch/build
 # copied from the host has different torch.env and is discarded), then
-# compiles every package. Tests need a GPU and run with `docker run --gpus all`.
+# builds cmd/train and cmd/infer as golora-train and golora-infer.
 RUN scripts/install_libtorch.sh --cuda=${LIBTORCH_CUDA} --version=${LIBTORCH_VERSION} \
-      --no-python-refs \
- && go build ./...
+      --no-python-refs
+RUN scripts/build_programs.sh /usr/local/bin
 
-# The tests compare against the PyTorch references made on the host by
-# `make refs` before the build (a clean clone has none: run it first).
-ENV GOLORA_TEST_DEVICE=cuda
-CMD ["go", "test", "-count=1", "./..."]
+# The default: cmd/train's built-in demo (a shipped base, a shipped task)
+# on the GPU (--device auto picks cuda:0), writing into /out.
+WORKDIR /out
+CMD ["golora-train", "--out", "/out/train-out"]
