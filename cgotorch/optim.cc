@@ -14,6 +14,7 @@
 // Where the libtorch lines differ, the one this file is compiled against
 // decides (CG_ADAM_LERP, CG_ADAM_POW_HALF below).
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
@@ -353,8 +354,16 @@ bool adam_fast(bool decoupled, const at::Tensor &param, const at::Tensor &g,
   step_t += 1;
   RawScalars k = raw_scalars(decoupled, h, static_cast<double>(step_t));
   at::Tensor &p = const_cast<at::Tensor &>(param);
-  kRawFns[variant](p.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
-                   g.data_ptr<float>(), p.numel(), k);
+  // Every element's update is independent of the others and of where it
+  // falls in a vector or the tail (calibrate checks every length), so
+  // splitting the tensor over libtorch's intra-op threads, as PyTorch's
+  // elementwise ops are, gives the same bits.
+  float *pp = p.data_ptr<float>(), *mp = exp_avg.data_ptr<float>(), *vp = exp_avg_sq.data_ptr<float>();
+  const float *gp = g.data_ptr<float>();
+  const auto fn = kRawFns[variant];
+  at::parallel_for(0, p.numel(), at::internal::GRAIN_SIZE, [&](int64_t begin, int64_t end) {
+    fn(pp + begin, mp + begin, vp + begin, gp + begin, end - begin, k);
+  });
   // The tensors changed in place behind ATen's back: bump their versions,
   // as the in-place ops would have.
   p.unsafeGetTensorImpl()->bump_version();

@@ -424,8 +424,12 @@ func (e *Embeddings) forward(in module.Inputs) *torch.Tensor {
 }
 
 func (l *EncoderLayer) forward(x, bias *torch.Tensor) *torch.Tensor {
-	a := l.Attention.Output.forward(l.Attention.Self.forward(x, bias), x)
-	return l.Output.forward(l.Intermediate.Forward(a), a)
+	// In a scope of its own: the intermediates autograd does not keep are
+	// freed when the layer returns (hf.Block).
+	return hf.Block(x, func(x *torch.Tensor) *torch.Tensor {
+		a := l.Attention.Output.forward(l.Attention.Self.forward(x, bias), x)
+		return l.Output.forward(l.Intermediate.Forward(a), a)
+	})
 }
 
 // Forward runs the layer without padding mask over x (B, T, hidden). It

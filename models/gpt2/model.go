@@ -352,8 +352,12 @@ func attentionBias(h, mask *torch.Tensor, past, T int64) (*torch.Tensor, bool) {
 }
 
 func (b *Block) forward(x, bias *torch.Tensor, causal bool, cache *hf.KVCache, layer int) *torch.Tensor {
-	x = x.Add(b.Attn.forward(b.Ln1.Forward(x), bias, causal, cache, layer))
-	return x.Add(b.MLP.Forward(b.Ln2.Forward(x)))
+	// In a scope of its own: the intermediates autograd does not keep are
+	// freed when the block returns (hf.Block).
+	return hf.Block(x, func(x *torch.Tensor) *torch.Tensor {
+		x = x.Add(b.Attn.forward(b.Ln1.Forward(x), bias, causal, cache, layer))
+		return x.Add(b.MLP.Forward(b.Ln2.Forward(x)))
+	})
 }
 
 // checkpointed runs the block as a torch.Checkpoint region (no cache);

@@ -524,8 +524,12 @@ func (b *Block) Forward(h *torch.Tensor, st *Step) *torch.Tensor {
 	if b.Sliding {
 		mask = st.SlidingMask
 	}
-	h = h.Add(b.SelfAttn.Forward(b.InputLayernorm.Forward(h), st.Cos, st.Sin, mask, st.Cache, b.Index))
-	return h.Add(b.MLP.Forward(b.PostAttentionLayernorm.Forward(h)))
+	// In a scope of its own: the intermediates autograd does not keep are
+	// freed when the block returns (hf.Block).
+	return hf.Block(h, func(x *torch.Tensor) *torch.Tensor {
+		x = x.Add(b.SelfAttn.Forward(b.InputLayernorm.Forward(x), st.Cos, st.Sin, mask, st.Cache, b.Index))
+		return x.Add(b.MLP.Forward(b.PostAttentionLayernorm.Forward(x)))
+	})
 }
 
 // Forward is transformers' LlamaAttention with eager attention over x
