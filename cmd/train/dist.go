@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/golora/golora/dist"
 	"github.com/golora/golora/module"
@@ -29,6 +31,9 @@ type distJob struct {
 	backend torch.Backend
 	dev     torch.Device // the training device: where NCCL's tensors go
 	o       *options
+
+	bytes   int64           // what one sync all-reduces: the trainable gradients and 3 floats
+	syncDur []time.Duration // each sync's all-reduce
 }
 
 // joinJob joins the data-parallel job described by torchrun's variables,
@@ -85,12 +90,36 @@ func (d *distJob) start(root module.Module, dev torch.Device, seed uint64) error
 		return d.wrap("broadcasting rank 0's initial weights", err)
 	}
 	d.dp = dp
+	d.bytes = 3 * 4
+	for _, p := range module.Parameters(root, true) {
+		d.bytes += p.Numel() * int64(p.DType().ElemSize())
+	}
 	if r := d.g.Rank(); r > 0 {
 		if err := torch.ManualSeed(seed + uint64(r)*0x9e3779b97f4a7c15); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// syncSummary describes the all-reduces of a run of total duration:
+// their bytes, median time and share of the run.
+func (d *distJob) syncSummary(total time.Duration) string {
+	if d == nil || len(d.syncDur) == 0 {
+		return ""
+	}
+	ds := slices.Clone(d.syncDur)
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, x := range ds {
+		sum += x
+	}
+	share := 0.0
+	if total > 0 {
+		share = 100 * float64(sum) / float64(total)
+	}
+	return fmt.Sprintf("all-reduce %s bytes a step (%s): median %s, %.1f%% of the run",
+		commas(d.bytes), d.backend, ds[len(ds)/2].Round(time.Microsecond), share)
 }
 
 // barrier waits for every rank.
@@ -117,9 +146,11 @@ func (d *distJob) sync(st train.SyncStats) (train.SyncStats, error) {
 	if err := stats.Err(); err != nil {
 		return st, err
 	}
+	t0 := time.Now()
 	if err := d.dp.SyncGradsWith(stats); err != nil {
 		return st, d.wrap("averaging the gradients", err)
 	}
+	d.syncDur = append(d.syncDur, time.Since(t0))
 	if d.dev != torch.CPU {
 		stats = stats.To(torch.CPU)
 	}

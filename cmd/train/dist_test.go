@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -234,6 +235,19 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 	}
 	if !strings.Contains(ps[0].stdout.String(), "global batch 2 × 2 = 4") {
 		t.Errorf("rank 0 does not state the global batch:\n%s", ps[0].stdout)
+	}
+	// Rank 0 reports the all-reduce: the trainable float32 gradients and
+	// the step's three statistics, every step.
+	tm := regexp.MustCompile(`params +trainable ([\d,]+) of`).FindStringSubmatch(ps[0].stdout.String())
+	am := regexp.MustCompile(`parallel +all-reduce ([\d,]+) bytes a step \(\w+\): median \S+, [\d.]+% of the run`).FindStringSubmatch(ps[0].stdout.String())
+	if tm == nil || am == nil {
+		t.Errorf("rank 0 does not report the trainable parameters and the all-reduce:\n%s", ps[0].stdout)
+	} else {
+		n, _ := strconv.ParseInt(strings.ReplaceAll(tm[1], ",", ""), 10, 64)
+		b, _ := strconv.ParseInt(strings.ReplaceAll(am[1], ",", ""), 10, 64)
+		if b != 4*n+12 {
+			t.Errorf("all-reduce of %d bytes a step, want 4 × %d trainable + 12", b, n)
+		}
 	}
 	for _, f := range []string{"rank1-out", "rank1.jsonl"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {

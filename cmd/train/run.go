@@ -880,6 +880,9 @@ func (j *job) train(ctx context.Context) (err error) {
 	fmt.Fprintf(j.stdout, "memory    %s: trainable params %s, optimizer state %s, peak RSS %s\n",
 		mode, commas(trainable), mib(ob), mib(peakRSS()))
 	fmt.Fprintf(j.stdout, "time      %s for %d steps (%.0f tok/s)\n", res.Duration.Round(100*time.Millisecond), len(res.Losses), prog.tokPerS())
+	if s := j.dist.syncSummary(res.Duration); s != "" {
+		fmt.Fprintf(j.stdout, "parallel  %s\n", s)
+	}
 	if o.merge {
 		dir := filepath.Join(o.out, mergedDir)
 		merged, err := lora.MergeAndUnload(root)
