@@ -379,41 +379,8 @@ func TestConcurrentCloseRacingLoRAForward(t *testing.T) {
 			want[w], err = ccInfer(m, xs[w])
 			require.NoError(t, err)
 		}
-		var ran atomic.Int64
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < 100_000; i++ {
-					got, err := ccInfer(m, xs[w])
-					if err != nil {
-						if !ccClosedErr(err) {
-							t.Errorf("round %d, worker %d: a pass racing Close failed with %v", round, w, err)
-						}
-						failed.Add(1)
-						return
-					}
-					if !slices.Equal(got, want[w]) {
-						t.Errorf("round %d, worker %d: a pass racing Close gave a wrong output", round, w)
-						return
-					}
-					ran.Add(1)
-				}
-				t.Errorf("round %d, worker %d: the model was never closed", round, w)
-			}()
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for ran.Load() < workers && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Microsecond)
-		}
-		var closers sync.WaitGroup
-		for range 2 {
-			closers.Add(1)
-			go func() { defer closers.Done(); module.Close(m) }()
-		}
-		closers.Wait()
-		wg.Wait()
+		failed.Add(reftest.CloseRacingUse(t, round, want,
+			func(w, _ int) ([]uint32, error) { return ccInfer(m, xs[w]) }, ccClosedErr, func() { module.Close(m) }))
 		_, err = ccInfer(m, xs[0])
 		assert.True(t, ccClosedErr(err), "a pass after Close: %v", err)
 	}

@@ -289,41 +289,8 @@ func TestConcurrentCloseRacingForward(t *testing.T) {
 			want[w], err = ccForward(m, xs[w], false)
 			require.NoError(t, err)
 		}
-		var ran atomic.Int64
-		var wg sync.WaitGroup
-		for w := range workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < 100_000; i++ {
-					got, err := ccForward(m, xs[w], i%2 == 0)
-					if err != nil {
-						if !closedTensorErr(err) {
-							t.Errorf("round %d, worker %d: a pass racing Close failed with %v", round, w, err)
-						}
-						failedSeen.Add(1)
-						return
-					}
-					if !slices.Equal(got, want[w]) {
-						t.Errorf("round %d, worker %d: a pass racing Close gave a wrong output", round, w)
-						return
-					}
-					ran.Add(1)
-				}
-				t.Errorf("round %d, worker %d: the model was never closed", round, w)
-			}()
-		}
-		deadline := time.Now().Add(20 * time.Second)
-		for ran.Load() < workers && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Microsecond)
-		}
-		var closers sync.WaitGroup
-		for range 2 {
-			closers.Add(1)
-			go func() { defer closers.Done(); module.Close(m) }()
-		}
-		closers.Wait()
-		wg.Wait()
+		failedSeen.Add(reftest.CloseRacingUse(t, round, want,
+			func(w, i int) ([]uint32, error) { return ccForward(m, xs[w], i%2 == 0) }, closedTensorErr, func() { module.Close(m) }))
 		for _, p := range module.NamedParameters(m) {
 			assert.True(t, p.Tensor.Closed(), p.Name)
 		}
