@@ -51,7 +51,9 @@ func (m *savedModule) addCopy(a string) error {
 	cp := make([]*torch.Tensor, len(src))
 	err := torch.NoGrad(func() error {
 		for i, t := range src {
-			cp[i] = t.Detach().Clone()
+			d := t.Detach()
+			cp[i] = d.Clone()
+			d.Close()
 			if err := cp[i].Err(); err != nil {
 				return err
 			}
@@ -75,10 +77,13 @@ func (m *savedModule) swap(a string) error {
 		next := m.vals[a]
 		cur := make([]*torch.Tensor, len(m.ps))
 		conv := make([]*torch.Tensor, len(m.ps))
+		s := torch.NewScope() // the dtype conversions' intermediates
 		for i, p := range m.ps {
 			cur[i] = p.Detach()
-			conv[i] = next[i].To(p.DType()).To(p.Device())
+			conv[i] = s.Borrow(next[i]).To(p.DType()).To(p.Device())
+			s.Keep(conv[i])
 		}
+		s.Close()
 		if err := torch.FirstErr(append(cur, conv...)...); err != nil {
 			torch.CloseAll(cur...)
 			torch.CloseAll(conv...)
