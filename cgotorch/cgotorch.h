@@ -26,7 +26,7 @@ extern "C" {
 
 /* CG_ABI_VERSION changes whenever a signature or an enum value changes.
  * The Go package refuses a libcgotorch.so whose version differs. */
-#define CG_ABI_VERSION 4
+#define CG_ABI_VERSION 5
 
 typedef const char *cg_err;
 typedef struct cg_tensor_s *cg_tensor;
@@ -59,6 +59,8 @@ cg_err cg_manual_seed(uint64_t seed);
 
 /* ---- tensor.cc: lifetime, creation, readout, conversion ---- */
 void cg_tensor_free(cg_tensor t);
+/* cg_tensor_free_n frees n handles (NULL entries are skipped) in one call. */
+void cg_tensor_free_n(const cg_tensor *ts, int n);
 /* cg_from_bytes copies nbytes of row-major data into a new CPU tensor. */
 cg_err cg_from_bytes(const void *data, size_t nbytes, const int64_t *shape,
                      int ndim, int dtype, cg_tensor *out);
@@ -91,15 +93,25 @@ enum {
   CG_U_RELU, CG_U_GELU, CG_U_SILU, CG_U_CONTIGUOUS, CG_U_T, CG_U_SUM,
   CG_U_MEAN, CG_U_MAX, CG_U_ABS, CG_U_GELU_TANH
 };
-cg_err cg_unary(int op, cg_tensor a, cg_tensor *out);
+/* cg_unary, cg_binary and cg_binary_scalar, the hot entry points, break
+ * the rules above for speed: they take handles as integers (cg_ref) and
+ * return the result and the error together (cg_result). Called from Go, a
+ * pointer argument costs a check of cgo's pointer rules on every call, and
+ * an out-parameter that and a heap allocation. On error out is NULL. */
+typedef uintptr_t cg_ref; /* a cg_tensor, as an integer */
+typedef struct {
+  cg_tensor out;
+  cg_err err;
+} cg_result;
+cg_result cg_unary(int op, cg_ref a);
 
 enum {
   CG_B_ADD = 0, CG_B_SUB, CG_B_MUL, CG_B_DIV, CG_B_MATMUL, CG_B_MM,
   CG_B_POW, CG_B_EQ, CG_B_MAXIMUM
 };
-cg_err cg_binary(int op, cg_tensor a, cg_tensor b, cg_tensor *out);
+cg_result cg_binary(int op, cg_ref a, cg_ref b);
 /* scalar forms: op is CG_B_ADD, SUB, MUL, DIV or POW */
-cg_err cg_binary_scalar(int op, cg_tensor a, double s, cg_tensor *out);
+cg_result cg_binary_scalar(int op, cg_ref a, double s);
 /* cg_add_scaled_ adds alpha*b into a in place (no autograd record). */
 cg_err cg_add_scaled_(cg_tensor a, cg_tensor b, double alpha);
 
@@ -400,6 +412,20 @@ cg_err cg_clip_grad_value(const cg_tensor *ts, int n, double clip);
 cg_err cg_autocast_get(int device_type, int *enabled, int *dtype);
 cg_err cg_autocast_enter(int device_type, int enabled, int dtype);
 cg_err cg_autocast_exit(int device_type, int prev_enabled, int prev_dtype);
+
+/* ---- cpu_cache.cc: the caching allocator for large CPU blocks ----
+ * Installed as libtorch's CPU allocator when the library loads. Freed blocks
+ * of 1 MiB or more wait in a cache, by size class, for the next request of
+ * their class; at most `limit` bytes wait (least recently freed go first).
+ * The limit starts at a quarter of physical memory, at most 2 GiB, or at
+ * GOLORA_CPU_CACHE_MIB mebibytes when that is set (0: no caching). */
+void cg_cpu_cache_set_limit(int64_t bytes); /* 0 turns caching off */
+void cg_cpu_cache_empty(void);              /* frees every cached block */
+/* cached: bytes waiting now; hits and misses: requests of >= 1 MiB since load */
+void cg_cpu_cache_stats(int64_t *cached, int64_t *limit, int64_t *hits,
+                        int64_t *misses);
+/* 1 when libtorch's CPU allocator is this cache (0: another took its place) */
+int cg_cpu_cache_installed(void);
 
 #ifdef __cplusplus
 }

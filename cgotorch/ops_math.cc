@@ -27,7 +27,7 @@ inline bool below_autograd(const at::Tensor &a, const at::Tensor &b) {
 
 extern "C" {
 
-cg_err cg_unary(int op, cg_tensor h, cg_tensor *out) {
+static cg_err unary(int op, cg_tensor h, cg_tensor *out) {
   CG_TRY
   const at::Tensor &a = T(h);
   at::Tensor r;
@@ -63,7 +63,7 @@ cg_err cg_unary(int op, cg_tensor h, cg_tensor *out) {
   CG_CATCH
 }
 
-cg_err cg_binary(int op, cg_tensor ha, cg_tensor hb, cg_tensor *out) {
+static cg_err binary(int op, cg_tensor ha, cg_tensor hb, cg_tensor *out) {
   CG_TRY
   const at::Tensor &a = T(ha);
   const at::Tensor &b = T(hb);
@@ -86,7 +86,7 @@ cg_err cg_binary(int op, cg_tensor ha, cg_tensor hb, cg_tensor *out) {
   CG_CATCH
 }
 
-cg_err cg_binary_scalar(int op, cg_tensor ha, double s, cg_tensor *out) {
+static cg_err binary_scalar(int op, cg_tensor ha, double s, cg_tensor *out) {
   CG_TRY
   const at::Tensor &a = T(ha);
   at::Tensor r;
@@ -102,6 +102,24 @@ cg_err cg_binary_scalar(int op, cg_tensor ha, double s, cg_tensor *out) {
   }
   *out = cg::wrap(std::move(r));
   CG_CATCH
+}
+
+cg_result cg_unary(int op, cg_ref a) {
+  cg_result r{nullptr, nullptr};
+  r.err = unary(op, reinterpret_cast<cg_tensor>(a), &r.out);
+  return r;
+}
+
+cg_result cg_binary(int op, cg_ref a, cg_ref b) {
+  cg_result r{nullptr, nullptr};
+  r.err = binary(op, reinterpret_cast<cg_tensor>(a), reinterpret_cast<cg_tensor>(b), &r.out);
+  return r;
+}
+
+cg_result cg_binary_scalar(int op, cg_ref a, double s) {
+  cg_result r{nullptr, nullptr};
+  r.err = binary_scalar(op, reinterpret_cast<cg_tensor>(a), s, &r.out);
+  return r;
 }
 
 cg_err cg_add_scaled_(cg_tensor ha, cg_tensor hb, double alpha) {

@@ -48,6 +48,10 @@ void cg_tensor_free(cg_tensor t) {
   delete t;
 }
 
+void cg_tensor_free_n(const cg_tensor *ts, int n) {
+  for (int i = 0; i < n; i++) cg_tensor_free(ts[i]);
+}
+
 int64_t cg_live_bytes(void) {
   return cg::live_bytes.load(std::memory_order_relaxed);
 }

@@ -11,11 +11,11 @@ import "C"
 // one) and turns the C result into a *Tensor. It lives on the caller's
 // stack:
 //
-//	c := begin("Mm")
-//	ha, hb := c.in("self", t), c.in("other", b)
+//	c := begin("Softmax")
+//	h := c.in("self", t)
 //	var out C.cg_tensor
 //	if c.ok() {
-//		c.check(C.cg_binary(C.CG_B_MM, ha, hb, &out))
+//		c.check(C.cg_softmax(h, C.int64_t(dim), 0, &out))
 //	}
 //	return c.result(out)
 type call struct {

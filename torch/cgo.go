@@ -71,7 +71,7 @@ import (
 
 // ABIVersion is the version of the C ABI this package was written against.
 // A libcgotorch.so reporting another version is refused.
-const ABIVersion = 4
+const ABIVersion = 5
 
 var abiErr = abiError(int(C.cg_abi_version()))
 

@@ -427,3 +427,21 @@ func TestScopeCloseOutOfOrder(t *testing.T) {
 	s.Close()
 	assert.Equal(t, start, reftest.SettledLiveTensors())
 }
+
+// Scope.Close frees its tensors 64 to a cgo call: every one of them, in
+// more than one batch, and the bytes libcgotorch counts go back too.
+func TestScopeCloseFreesInBatches(t *testing.T) {
+	start := reftest.SettledLiveTensors()
+	startBytes := torch.LiveBytes()
+	s := torch.NewScope()
+	x := torch.Ones([]int64{16}, torch.In(s))
+	for i := 0; i < 150; i++ {
+		x = x.Add(x)
+	}
+	require.NoError(t, s.Err())
+	assert.Equal(t, start+151, torch.LiveTensors())
+	assert.Equal(t, startBytes+151*64, torch.LiveBytes())
+	s.Close()
+	assert.Equal(t, start, reftest.SettledLiveTensors())
+	assert.True(t, x.Closed())
+}

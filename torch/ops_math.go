@@ -5,16 +5,28 @@ package torch
 */
 import "C"
 
+import "unsafe"
+
 // The hot ops (arithmetic, matmul, the common activations) have dedicated
 // C entry points: they are the dispatch benchmark's subject. The rest go
 // through the dispatcher by schema name (ops_aten.go).
+
+// The hot entry points take handles as integers and return a struct (see
+// cgotorch.h): no pointer argument for cgo to check, no out slot on the
+// heap. A C pointer converted to uintptr is not a Go pointer: the garbage
+// collector has nothing to track, and the operands stay read-locked (so
+// alive) until c.result.
+
+func ref(h C.cg_tensor) C.cg_ref { return C.cg_ref(uintptr(unsafe.Pointer(h))) }
 
 func unary(op string, code C.int, t *Tensor) *Tensor {
 	c := begin(op)
 	h := c.in("self", t)
 	var out C.cg_tensor
 	if c.ok() {
-		c.check(C.cg_unary(code, h, &out))
+		r := C.cg_unary(code, ref(h))
+		out = r.out
+		c.check(r.err)
 	}
 	return c.result(out)
 }
@@ -25,7 +37,9 @@ func binary(op string, code C.int, a, b *Tensor) *Tensor {
 	hb := c.in("other", b)
 	var out C.cg_tensor
 	if c.ok() {
-		c.check(C.cg_binary(code, ha, hb, &out))
+		r := C.cg_binary(code, ref(ha), ref(hb))
+		out = r.out
+		c.check(r.err)
 	}
 	return c.result(out)
 }
@@ -35,7 +49,9 @@ func scalarOp(op string, code C.int, t *Tensor, s float64) *Tensor {
 	h := c.in("self", t)
 	var out C.cg_tensor
 	if c.ok() {
-		c.check(C.cg_binary_scalar(code, h, C.double(s), &out))
+		r := C.cg_binary_scalar(code, ref(h), C.double(s))
+		out = r.out
+		c.check(r.err)
 	}
 	return c.result(out)
 }

@@ -1,5 +1,10 @@
 package torch
 
+/*
+#include "cgotorch.h"
+*/
+import "C"
+
 import "sync"
 
 // Scope owns tensors and frees them together, like an arena. A tensor made
@@ -184,6 +189,9 @@ func (s *Scope) Close() {
 	s.owned = nil
 	s.closed = true
 	s.mu.Unlock()
+	// The handles go to C in batches, one cgo call per len(batch).
+	var batch [64]C.cg_tensor
+	n := 0
 	for i := len(owned) - 1; i >= 0; i-- {
 		t := owned[i]
 		if t == nil {
@@ -198,8 +206,14 @@ func (s *Scope) Close() {
 		t.h = nil
 		t.scope = nil
 		t.mu.Unlock()
-		freeHandle(h)
+		if n == len(batch) {
+			freeHandles(batch[:n])
+			n = 0
+		}
+		batch[n] = h
+		n++
 	}
+	freeHandles(batch[:n])
 }
 
 // Len returns how many tensors s owns (closed ones that could not be

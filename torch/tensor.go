@@ -46,6 +46,15 @@ func freeHandle(h C.cg_tensor) {
 	live.Add(-1)
 }
 
+// freeHandles frees hs in one cgo call.
+func freeHandles(hs []C.cg_tensor) {
+	if len(hs) == 0 {
+		return
+	}
+	C.cg_tensor_free_n(&hs[0], C.int(len(hs)))
+	live.Add(-int64(len(hs)))
+}
+
 // failed returns a failed value carrying err.
 func failed(err error) *Tensor { return &Tensor{err: err} }
 
