@@ -65,7 +65,9 @@ class CachingCPUAllocator final : public c10::Allocator {
     if (const char *env = std::getenv("GOLORA_CPU_CACHE_MIB")) {
       char *end = nullptr;
       long long mib = std::strtoll(env, &end, 10);
-      if (end != env && *end == '\0' && mib >= 0) limit = int64_t(mib) << 20;
+      // Anything else keeps the default; the Go package warns about it.
+      if (end != env && *end == '\0' && mib >= 0)
+        limit = mib > (INT64_MAX >> 20) ? INT64_MAX : int64_t(mib) << 20;
     }
     limit_ = limit;
   }

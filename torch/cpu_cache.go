@@ -5,6 +5,12 @@ package torch
 */
 import "C"
 
+import (
+	"log/slog"
+	"os"
+	"strconv"
+)
+
 // CPUCacheStats describes libcgotorch's caching allocator for large CPU
 // blocks (see SetCPUCacheLimit).
 type CPUCacheStats struct {
@@ -50,3 +56,29 @@ func SetCPUCacheLimit(bytes int64) { C.cg_cpu_cache_set_limit(C.int64_t(bytes)) 
 // EmptyCPUCache frees every block the caching allocator holds, like
 // torch.cuda.empty_cache for CPU memory. The limit is unchanged.
 func EmptyCPUCache() { C.cg_cpu_cache_empty() }
+
+// cpuCacheEnv names the environment variable libcgotorch reads, when it
+// loads, for the cache's limit in MiB.
+const cpuCacheEnv = "GOLORA_CPU_CACHE_MIB"
+
+// cpuCacheEnvProblem says why libcgotorch ignored a value of cpuCacheEnv
+// (keeping its default limit), or "" for a whole number of MiB >= 0.
+func cpuCacheEnvProblem(v string) string {
+	n, err := strconv.ParseInt(v, 10, 64)
+	switch {
+	case err != nil:
+		return "is not a whole number of MiB"
+	case n < 0:
+		return "is negative"
+	}
+	return ""
+}
+
+func init() {
+	if v, ok := os.LookupEnv(cpuCacheEnv); ok && abiErr == nil {
+		if p := cpuCacheEnvProblem(v); p != "" {
+			slog.Warn("golora: "+cpuCacheEnv+" "+p+"; the CPU cache keeps its default limit",
+				"value", v, "limit_bytes", CPUCache().Limit)
+		}
+	}
+}

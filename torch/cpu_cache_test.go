@@ -1,6 +1,10 @@
 package torch_test
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"testing"
 
@@ -149,4 +153,40 @@ func TestCPUCacheConcurrentUse(t *testing.T) {
 		t.Error(e)
 	}
 	assert.Greater(t, torch.CPUCache().Hits, int64(0))
+}
+
+// A limit set through the environment is read when the library loads: a
+// child process sees it, and a bad value keeps the default and is named
+// in a warning.
+func TestCPUCacheLimitFromEnvironment(t *testing.T) {
+	if os.Getenv("GOLORA_CPU_CACHE_CHILD") == "1" {
+		fmt.Printf("limit=%d\n", torch.CPUCache().Limit)
+		return
+	}
+	run := func(value string, set bool) string {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestCPUCacheLimitFromEnvironment$", "-test.count", "1")
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "GOLORA_CPU_CACHE_MIB=") {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+		cmd.Env = append(cmd.Env, "GOLORA_CPU_CACHE_CHILD=1")
+		if set {
+			cmd.Env = append(cmd.Env, "GOLORA_CPU_CACHE_MIB="+value)
+		}
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	assert.Contains(t, run("48", true), fmt.Sprintf("limit=%d\n", 48<<20))
+	assert.Contains(t, run("0", true), "limit=0\n")
+	unset := run("", false)
+	require.Contains(t, unset, "limit=")
+	def := strings.TrimSpace(strings.SplitN(strings.SplitN(unset, "limit=", 2)[1], "\n", 2)[0])
+	assert.NotEqual(t, "0", def)
+	for _, bad := range []string{"lots", "-5", "1.5"} {
+		out := run(bad, true)
+		assert.Contains(t, out, "limit="+def+"\n", "value %q", bad)
+		assert.Contains(t, out, "GOLORA_CPU_CACHE_MIB", "value %q: the warning names the variable", bad)
+	}
 }
