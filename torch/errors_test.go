@@ -158,6 +158,28 @@ func TestErrorsCUDA(t *testing.T) {
 		return errOf(torch.Zeros([]int64{2}, torch.WithDevice(torch.CUDA(n))))
 	}, "Zeros", "out of range")
 	expectError(t, "Add across devices", func() error { return errOf(x.Add(y)) }, "Add", "same device")
+
+	// Out-of-range indices on CUDA are Go errors, checked before the
+	// kernel: a device-side assert would lose the CUDA context, and the
+	// ops after them would fail too.
+	cuda := torch.WithDevice(torch.CUDA(0))
+	w := torch.Ones([]int64{4, 3}, cuda, torch.In(s))
+	big := torch.FromSlice([]int64{0, 4}).To(torch.CUDA(0))
+	s.Own(big)
+	expectError(t, "Embedding on CUDA out of range", func() error { return errOf(torch.Embedding(big, w)) },
+		"Embedding", "indices", "index 4 is out of range for 4 embeddings")
+	expectError(t, "EmbeddingPadded on CUDA out of range", func() error { return errOf(torch.EmbeddingPadded(big, w, 0)) },
+		"EmbeddingPadded", "index 4 is out of range")
+	tgt := s.Own(torch.FromSlice([]int64{1, 9, 0, 2}).To(torch.CUDA(0)))
+	logits := torch.Ones([]int64{4, 3}, cuda, torch.In(s))
+	expectError(t, "CrossEntropy on CUDA out of range", func() error {
+		return errOf(torch.CrossEntropy(logits, tgt, -100, torch.ReductionMean))
+	}, "CrossEntropy", "target 9 is out of bounds for 3 classes")
+	expectError(t, "NLLLoss on CUDA out of range", func() error {
+		return errOf(torch.NLLLoss(logits, tgt, nil, torch.ReductionMean, -100))
+	}, "NLLLoss", "target 9 is out of bounds")
+	require.NoError(t, torch.Synchronize(0), "the CUDA context survives")
+	assert.Equal(t, 12.0, item(t, w.Sum()))
 }
 
 func TestErrorsClosedTensor(t *testing.T) {

@@ -331,6 +331,9 @@ func EmbeddingPadded(indices, weight *Tensor, paddingIdx int64) *Tensor {
 			paddingIdx += n
 		}
 	}
+	if err := cudaEmbeddingError("EmbeddingPadded", indices, weight); err != nil {
+		return failed(err)
+	}
 	return opEmbeddingFull.Call1("EmbeddingPadded", weight, indices, paddingIdx)
 }
 
@@ -354,11 +357,17 @@ func CrossEntropyWith(logits, target *Tensor, o CrossEntropyOptions) *Tensor {
 	if !(o.LabelSmoothing >= 0 && o.LabelSmoothing <= 1) { // NaN too, which libtorch 1.13 takes
 		return failed(argErrorf("CrossEntropyWith", "label_smoothing", "must be in [0, 1], got %v", o.LabelSmoothing))
 	}
+	if err := cudaTargetsError("CrossEntropyWith", logits, target, o.IgnoreIndex); err != nil {
+		return failed(err)
+	}
 	return opCrossEntropy.Call1("CrossEntropyWith", logits, target, o.Weight, int64(o.Reduction), o.IgnoreIndex, o.LabelSmoothing)
 }
 
 // NLLLoss is F.nll_loss over log-probabilities (N, C) or (N, C, …).
 func NLLLoss(logProbs, target, weight *Tensor, r Reduction, ignoreIndex int64) *Tensor {
+	if err := cudaTargetsError("NLLLoss", logProbs, target, ignoreIndex); err != nil {
+		return failed(err)
+	}
 	return opNLLLoss.Call1("NLLLoss", logProbs, target, weight, int64(r), ignoreIndex)
 }
 
