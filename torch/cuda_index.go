@@ -7,6 +7,9 @@ package torch
 // returns as an error. So the ops that index by data check their indices
 // on CUDA first, at the cost of two device-to-host syncs, and return the
 // error CPU would give, naming the argument and the first bad value.
+// (Embedding and LoraEmbedding check their ids in libcgotorch itself, on
+// every device; EmbeddingPadded and the losses go through libtorch's
+// dispatcher and are checked here.)
 
 // cudaIndices reports whether t is a CUDA tensor whose values must be
 // checked before an op indexes with them.

@@ -167,7 +167,7 @@ func TestErrorsCUDA(t *testing.T) {
 	big := torch.FromSlice([]int64{0, 4}).To(torch.CUDA(0))
 	s.Own(big)
 	expectError(t, "Embedding on CUDA out of range", func() error { return errOf(torch.Embedding(big, w)) },
-		"Embedding", "indices", "index 4 is out of range for 4 embeddings")
+		"Embedding", "index out of range", "[0, 4]", "4 embeddings")
 	expectError(t, "EmbeddingPadded on CUDA out of range", func() error { return errOf(torch.EmbeddingPadded(big, w, 0)) },
 		"EmbeddingPadded", "index 4 is out of range")
 	tgt := s.Own(torch.FromSlice([]int64{1, 9, 0, 2}).To(torch.CUDA(0)))

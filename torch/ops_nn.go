@@ -35,9 +35,6 @@ func (t *Tensor) Linear(w, b *Tensor) *Tensor { return Linear(t, w, b) }
 // Embedding looks up rows of weight (num, dim) at int64 or int32 indices
 // of any shape, like F.embedding(indices, weight).
 func Embedding(indices, weight *Tensor) *Tensor {
-	if err := cudaEmbeddingError("Embedding", indices, weight); err != nil {
-		return failed(err)
-	}
 	c := begin("Embedding")
 	hi, hw := c.in("indices", indices), c.in("weight", weight)
 	var out C.cg_tensor
@@ -66,9 +63,6 @@ func LoraLinear(x, w, b, a, bm *Tensor, scaling float64) *Tensor {
 // LoraEmbedding computes F.embedding(x, w) + F.embedding(x, aᵀ)·bmᵀ·scaling
 // in one call: w (num, dim), a (r, num), bm (dim, r).
 func LoraEmbedding(x, w, a, bm *Tensor, scaling float64) *Tensor {
-	if err := cudaEmbeddingError("LoraEmbedding", x, w); err != nil {
-		return failed(err)
-	}
 	c := begin("LoraEmbedding")
 	hx, hw := c.in("indices", x), c.in("weight", w)
 	ha, hbm := c.in("lora_a", a), c.in("lora_b", bm)
