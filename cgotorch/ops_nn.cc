@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 
+#include "gemv.h"
 #include "internal.h"
 
 using cg::T;
@@ -32,6 +33,9 @@ at::Tensor linear(const at::Tensor &x, const at::Tensor &w,
   // 2-D input and for a contiguous 3-D one (viewed as 2-D), where the C++
   // frontend's functional::linear multiplies first and adds the bias
   // after, which rounds differently (up to 2e-6 per projection in BERT).
+  // One row by a large weight (decoding a token) takes golora's own
+  // matrix-vector kernel, which streams the weight at memory speed.
+  if (at::Tensor y = cg::linear_one_row(x, w, b); y.defined()) return y;
   return at::linear(x, w, b);
 }
 

@@ -116,12 +116,42 @@ func (c *Conv1D) Forward(x *torch.Tensor) *torch.Tensor {
 	out := append(append([]int64(nil), shape[:len(shape)-1]...), c.OutFeatures())
 	x2 := x.Reshape(-1, shape[len(shape)-1])
 	var y *torch.Tensor
-	if c.Bias != nil {
+	if numelOf(shape[:len(shape)-1]) == 1 && c.InFeatures()*c.OutFeatures() >= oneRowMin {
+		y = c.oneRow(x2)
+	} else if c.Bias != nil {
 		y = opAddmm.Call1("Conv1D", c.Bias, x2, c.Weight, 1.0, 1.0)
 	} else {
 		y = opMm.Call1("Conv1D", x2, c.Weight)
 	}
 	return y.View(out...)
+}
+
+// oneRowMin is the size of weight (elements, 1 MiB of float32) from which
+// libcgotorch computes a linear layer on one row of input with its own
+// matrix-vector kernel (cgotorch/gemv.cc), streaming the weight at memory
+// speed: the case of decoding one token.
+const oneRowMin = 1 << 18
+
+// oneRow is Forward for one row of input: F.linear(x, Wᵀ, b), which is
+// addmm(b, x, W) wherever libtorch computes it (the same values as the
+// general case, bit for bit), and takes golora's kernel on CPU in float32
+// without autograd. Wᵀ is a view, borrowed for the call.
+func (c *Conv1D) oneRow(x2 *torch.Tensor) *torch.Tensor {
+	s := torch.NewScope()
+	defer s.Close()
+	y := torch.Linear(x2, s.Borrow(c.Weight).T(), c.Bias)
+	if y.Scope() == s { // x2 has no scope: y must not go with the view's
+		s.Keep(y)
+	}
+	return y
+}
+
+func numelOf(shape []int64) int64 {
+	n := int64(1)
+	for _, d := range shape {
+		n *= d
+	}
+	return n
 }
 
 // Conv2d is nn.Conv2d: W (out × in/groups × kh × kw), b (out) or nil, with

@@ -4,6 +4,7 @@ package module_test
 // initialisation bitwise, forward and gradients.
 
 import (
+	"math"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -133,4 +134,57 @@ func TestConvBadInput(t *testing.T) {
 	s3 := newScope(t)
 	_, err = s3.Done(d.Forward(s3.Own(torch.Zeros([]int64{1, 2, 5, 5}))))
 	require.ErrorContains(t, err, "Conv2d")
+}
+
+// A single row through a large Conv1D (decoding one token with GPT-2)
+// takes libcgotorch's matrix-vector kernel: x·W + b to float32 rounding
+// (checked against a float64 sum), and without a scope on x the result
+// outlives the call. With autograd on, it is libtorch's addmm, bit for
+// bit the multi-row result, and W's gradient for sum(y) is x in each
+// column. Nothing leaks either way.
+func TestConv1DOneRow(t *testing.T) {
+	const in, out = 768, 2304
+	start := reftest.SettledLiveTensors()
+	require.NoError(t, torch.ManualSeed(5))
+	m, err := module.NewConv1D(in, out)
+	require.NoError(t, err)
+	x := torch.Randn([]int64{1, 1, in})
+	xs, err := torch.ToSlice[float32](x)
+	require.NoError(t, err)
+	w, err := torch.ToSlice[float32](m.Weight)
+	require.NoError(t, err)
+	b, err := torch.ToSlice[float32](m.Bias)
+	require.NoError(t, err)
+
+	var y *torch.Tensor
+	require.NoError(t, torch.NoGrad(func() error { y = m.Forward(x); return y.Err() }))
+	require.Equal(t, []int64{1, 1, out}, y.Shape())
+	got, err := torch.ToSlice[float32](y)
+	require.NoError(t, err)
+	for j := 0; j < out; j++ {
+		sum, mag := float64(b[j]), math.Abs(float64(b[j]))
+		for i := 0; i < in; i++ {
+			p := float64(xs[i]) * float64(w[i*out+j])
+			sum += p
+			mag += math.Abs(p)
+		}
+		require.InDelta(t, sum, float64(got[j]), in*math.Pow(2, -23)*mag/4, "column %d", j)
+	}
+	y.Close()
+
+	// With autograd: addmm, as for several rows.
+	two := torch.Cat([]*torch.Tensor{x, x}, 1)
+	y1, y2 := m.Forward(x), m.Forward(two)
+	reftest.RequireBitwise(t, "one row against two", y1, y2.Narrow(1, 0, 1))
+	require.NoError(t, y1.Sum().Backward())
+	g, err := torch.ToSlice[float32](m.Weight.Grad())
+	require.NoError(t, err)
+	for i := 0; i < in; i++ {
+		for j := 0; j < out; j += 97 {
+			require.Equal(t, xs[i], g[i*out+j], "grad[%d,%d]", i, j)
+		}
+	}
+	torch.CloseAll(x, two, y1, y2)
+	module.Close(m)
+	require.Equal(t, start, reftest.SettledLiveTensors(), "nothing leaks")
 }
