@@ -52,7 +52,7 @@ func TestLinearOneRowMatchesMaths(t *testing.T) {
 		shape []int64
 	}{
 		{512, 768, true, []int64{1, 1, 768}}, // GPT-2's c_proj, a decode step's [B=1, T=1, K]
-		{400, 1000, false, []int64{1000}},     // K not a multiple of 16 or 64
+		{400, 1000, false, []int64{1000}},    // K not a multiple of 16 or 64
 		{4097, 64, true, []int64{1, 64}},     // many short rows
 		{300, 1003, true, []int64{1, 1003}},  // odd K: the scalar tail
 	} {
