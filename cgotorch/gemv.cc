@@ -198,7 +198,7 @@ at::Tensor linear_one_row(const at::Tensor &x, const at::Tensor &w,
   if (!rows && !cols) return {};
   if (!x.device().is_cpu() || !w.device().is_cpu() ||
       x.scalar_type() != at::kFloat || w.scalar_type() != at::kFloat ||
-      w.is_conj() || w.is_neg() || w.storage_offset() < 0)
+      w.is_conj() || w.is_neg())
     return {};
   if (b.defined() && (!b.device().is_cpu() || b.scalar_type() != at::kFloat ||
                       b.dim() != 1 || b.size(0) != N))

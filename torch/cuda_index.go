@@ -63,7 +63,9 @@ func classes(input *Tensor) int64 {
 // cudaTargetsError is checkIndexRange for a loss's class targets, on CUDA
 // only.
 func cudaTargetsError(op string, input, target *Tensor, ignoreIndex int64) error {
-	if !cudaIndices(target) {
+	// Floating targets are class probabilities (CrossEntropy's soft
+	// labels), not indices: nothing to check.
+	if !cudaIndices(target) || target.DType().IsFloat() {
 		return nil
 	}
 	return inScope(checkIndexRange(op, "target", "target", target, classes(input), &ignoreIndex), input, target)
